@@ -1,0 +1,1 @@
+"""gemma-operator: run Google's Gemma models on Kubernetes."""

@@ -1,0 +1,183 @@
+"""The desired state of a GemmaDeployment: `spec`, exactly as API.md fixes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from gemma_operator.api.base import ApiModel
+from gemma_operator.api.vocabulary import (
+    ALLOWED_GPUS_PER_REPLICA,
+    Family,
+    Precision,
+    RuntimeChoice,
+    TaintEffect,
+    TargetChoice,
+    TolerationOperator,
+)
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+MAX_CONTEXT_TOKENS = 1 << 20
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret of the GemmaDeployment's namespace. The operator never reads it."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(default="token", min_length=1, description="Key in the Secret that holds the token.")
+
+
+class ModelSpec(ApiModel):
+    """Which Gemma model to serve."""
+
+    family: Family = Field(default=Family.GEMMA_4, description="Model family: gemma-4 or gemma-3.")
+    variant: str = Field(
+        min_length=1,
+        description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b. gemma-3: 1b, 4b, 12b, 27b.",
+    )
+    instruction_tuned: bool = Field(
+        default=True, description="Serve the instruction-tuned (-it) repository rather than the base model."
+    )
+    repository: str = Field(
+        default="",
+        description=(
+            "Another Hugging Face repository with the same architecture, e.g. a fine-tune "
+            "(a GGUF repository for llamacpp). Empty: the catalog's."
+        ),
+    )
+    revision: str = Field(
+        default="", description="Repository revision (branch, tag or commit). Empty: the default branch."
+    )
+    precision: Precision = Field(default=Precision.BF16, description="Weight precision: bf16, fp8 or int4.")
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a Hugging Face token, passed to the runtime by reference only."
+    )
+
+
+class EnvVar(ApiModel):
+    """A container environment variable, as in a Pod spec."""
+
+    name: str = Field(pattern=ENV_NAME, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class ServingSpec(ApiModel):
+    """How the model is served."""
+
+    runtime: RuntimeChoice = Field(
+        default=RuntimeChoice.AUTO,
+        description="Serving runtime: auto picks one that can serve the model on the target hardware.",
+    )
+    image: str = Field(default="", description="Override of the runtime's default container image.")
+    max_context_tokens: int = Field(
+        default=8192,
+        ge=128,
+        le=MAX_CONTEXT_TOKENS,
+        description="Tokens per request, input plus output.",
+    )
+    max_concurrent_sequences: int = Field(
+        default=4, ge=1, le=1024, description="Sequences the KV cache holds at maxContextTokens."
+    )
+    extra_args: list[str] = Field(default_factory=list, description="Arguments appended to the runtime's arguments.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra container environment variables.")
+
+
+class Toleration(ApiModel):
+    """A Pod toleration."""
+
+    key: str = Field(default="", description="Taint key; empty with operator Exists matches every taint.")
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
+    value: str = Field(default="", description="Taint value, for operator Equal.")
+    effect: TaintEffect | None = Field(default=None, description="Taint effect to match; empty matches all effects.")
+    toleration_seconds: int | None = Field(default=None, description="How long a NoExecute taint is tolerated.")
+
+
+class PlacementSpec(ApiModel):
+    """Where replicas run."""
+
+    target: TargetChoice = Field(
+        default=TargetChoice.AUTO,
+        description="Kind of node: auto (by model size), gpu, cpu (nodes without GPUs) or edge.",
+    )
+    accelerator_class: str = Field(
+        default="",
+        pattern=r"^$|" + DNS_LABEL,
+        description="Accelerator class for GPU targets, e.g. h100. Empty: the operator's default class.",
+    )
+    gpus_per_replica: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="GPUs per replica: 0 lets the planner decide; else 1, 2, 4 or 8.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self in [0, 1, 2, 4, 8]", "message": "gpusPerReplica must be 0, 1, 2, 4 or 8"}
+            ]
+        },
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels merged into what the planner decides."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Tolerations added to what the planner decides."
+    )
+
+    @field_validator("gpus_per_replica")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value not in ALLOWED_GPUS_PER_REPLICA:
+            raise ValueError("gpusPerReplica must be 0, 1, 2, 4 or 8")
+        return value
+
+
+class AutoscalingSpec(ApiModel):
+    """The operator's own autoscaler."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must not exceed maxReplicas",
+                }
+            ]
+        }
+    }
+
+    enabled: bool = Field(default=False, description="When true, the operator's autoscaler sets the replica count.")
+    min_replicas: int = Field(default=1, ge=1, description="Fewest replicas the autoscaler keeps.")
+    max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler asks for.")
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class MonitoringSpec(ApiModel):
+    """Prometheus integration of the serving pods."""
+
+    service_monitor: bool = Field(
+        default=False, description="Also create a Prometheus Operator ServiceMonitor for the serving pods."
+    )
+
+
+class GemmaDeploymentSpec(ApiModel):
+    """Desired state of a GemmaDeployment."""
+
+    model: ModelSpec = Field(description="The Gemma model to serve.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="Runtime and request limits.")
+    placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Where replicas run.")
+    replicas: int = Field(
+        default=1, ge=0, description="Replica count when autoscaling is off (the scale subresource drives it)."
+    )
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="The built-in autoscaler.")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus integration.")

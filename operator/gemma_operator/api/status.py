@@ -1,0 +1,36 @@
+"""The observed state of a GemmaDeployment: `status`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gemma_operator.api.base import ApiModel
+from gemma_operator.api.plan import PlanReport
+from gemma_operator.api.vocabulary import ConditionStatus
+
+
+class Condition(ApiModel):
+    """A kstatus-style condition (metav1.Condition)."""
+
+    type: str = Field(description="Condition type: Ready, Reconciling, Stalled, or a domain condition.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason for the last transition.")
+    message: str = Field(default="", description="What a person should know, with the numbers.")
+    last_transition_time: str = Field(default="", description="When status last changed (RFC 3339).")
+    observed_generation: int = Field(default=0, description="metadata.generation this condition was computed from.")
+
+
+class GemmaDeploymentStatus(ApiModel):
+    """Observed state of a GemmaDeployment."""
+
+    observed_generation: int = Field(default=0, description="metadata.generation that the status describes.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled and domain conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    plan: PlanReport | None = Field(default=None, description="The plan in effect.")
+    replicas: int = Field(default=0, description="Serving pods that exist.")
+    ready_replicas: int = Field(default=0, description="Serving pods that are ready.")
+    selector: str = Field(default="", description="Label selector of the serving pods, for the scale subresource.")
+    endpoint: str = Field(default="", description="In-cluster URL of the OpenAI-compatible endpoint.")

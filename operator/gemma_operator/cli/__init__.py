@@ -1,0 +1,54 @@
+"""The `gemma-operator` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gemma_operator.cli import commands
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gemma-operator", description="Run Google's Gemma models on Kubernetes.")
+    sub = top.add_subparsers(dest="command", required=True)
+    classes_help = "accelerator classes YAML (default: the built-in h100, h200, a100-80gb, a100-40gb, l4)"
+
+    plan = sub.add_parser("plan", help="plan GemmaDeployments without a cluster")
+    plan.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    plan.add_argument(
+        "--nodes", type=Path, metavar="NODES.yaml", help="a NodeList; also check that some node can host a replica"
+    )
+    plan.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+    plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    render = sub.add_parser("render", help="print the child manifests the operator would apply")
+    render.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    render.add_argument("--nodes", type=Path, metavar="NODES.yaml")
+    render.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+
+    sub.add_parser("crd", help="print the GemmaDeployment CustomResourceDefinition")
+
+    capacity = sub.add_parser("capacity", help="what fits: sequences per replica at 8K to 256K context")
+    capacity.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+    capacity.add_argument("-o", "--output", choices=["table", "json", "markdown"], default="table")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "plan":
+            return commands.plan_command(args.files, args.nodes, args.accelerator_classes, args.output)
+        if args.command == "render":
+            return commands.render_command(args.files, args.nodes, args.accelerator_classes)
+        if args.command == "crd":
+            return commands.crd_command()
+        return commands.capacity_command(args.accelerator_classes, args.output)
+    except commands.UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return commands.BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

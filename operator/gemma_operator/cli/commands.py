@@ -1,0 +1,203 @@
+"""The CLI's commands. Each returns an exit status: 0 fine, 1 does not fit, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from gemma_operator.api import GemmaDeployment, PlanReport
+from gemma_operator.api.crd import build_crd
+from gemma_operator.catalog import (
+    AcceleratorClasses,
+    CatalogError,
+    default_accelerator_classes,
+    gpu_only_variant_names,
+    load_accelerator_classes,
+    variant_names,
+)
+from gemma_operator.cli.documents import Problem, read_deployments
+from gemma_operator.cli.tables import markdown, table
+from gemma_operator.planning import InventoryError, NodeInfo, inventory_from_node_list, plan
+from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, frontier
+from gemma_operator.rendering import render
+
+OK, DOES_NOT_FIT, BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Input the command cannot start from: a missing or broken configuration file."""
+
+
+def accelerator_classes(path: Path | None) -> AcceleratorClasses:
+    try:
+        return load_accelerator_classes(path) if path else default_accelerator_classes()
+    except CatalogError as error:
+        raise UsageError(str(error)) from None
+
+
+def node_inventory(path: Path | None) -> tuple[NodeInfo, ...] | None:
+    if path is None:
+        return None
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageError(f"{path}: {error}") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{path}: not a NodeList")
+    try:
+        return inventory_from_node_list(document)
+    except InventoryError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def _plans(
+    files: list[Path], classes: AcceleratorClasses, nodes: tuple[NodeInfo, ...] | None, errors: TextIO
+) -> tuple[list[tuple[GemmaDeployment, PlanReport]], bool]:
+    plans, invalid = [], False
+    for item in read_deployments(files):
+        if isinstance(item, Problem):
+            print(f"error: {item}", file=errors)
+            invalid = True
+        else:
+            plans.append((item, plan(item, classes, nodes)))
+    return plans, invalid
+
+
+def _status(invalid: bool, plans: list[tuple[GemmaDeployment, PlanReport]]) -> int:
+    if invalid:
+        return BAD_INPUT
+    return OK if all(report.fits for _, report in plans) else DOES_NOT_FIT
+
+
+def plan_command(
+    files: list[Path],
+    nodes: Path | None,
+    classes_file: Path | None,
+    output: str,
+    out: TextIO = sys.stdout,
+    errors: TextIO = sys.stderr,
+) -> int:
+    plans, invalid = _plans(files, accelerator_classes(classes_file), node_inventory(nodes), errors)
+    reports = [report for _, report in plans]
+    if output == "json":
+        json.dump([report.to_wire() for report in reports], out, indent=2)
+        out.write("\n")
+    else:
+        out.write(_plan_table(plans) + "\n")
+    return _status(invalid, plans)
+
+
+def _plan_table(plans: list[tuple[GemmaDeployment, PlanReport]]) -> str:
+    rows = []
+    notes = []
+    for deployment, report in plans:
+        model = deployment.spec.model
+        memory, placement, runtime = report.memory, report.placement, report.runtime
+        rows.append(
+            [
+                f"{report.namespace}/{report.name}",
+                f"{model.family.value} {model.variant} {model.precision.value}",
+                runtime.name.value if runtime else "-",
+                placement.target.value if placement else "-",
+                (placement.accelerator_class or "-") if placement else "-",
+                str(placement.gpus_per_replica) if placement else "-",
+                f"{memory.required_gi_b:.1f}/{memory.available_gi_b:.1f}" if memory else "-",
+                f"{report.limits.max_context_tokens}x{report.limits.max_concurrent_sequences}",
+                f"{report.fits_up_to.concurrent_sequences} seqs, {report.fits_up_to.context_tokens} tokens"
+                if report.fits_up_to
+                else "-",
+                "yes" if report.fits else "NO",
+            ]
+        )
+        notes += [f"{report.namespace}/{report.name}: {problem}" for problem in report.problems]
+    header = [
+        "GEMMADEPLOYMENT",
+        "MODEL",
+        "RUNTIME",
+        "TARGET",
+        "ACCELERATOR",
+        "GPUS",
+        "GIB NEEDED/FREE",
+        "CONTEXT x SEQS",
+        "FITS UP TO",
+        "FITS",
+    ]
+    return table(header, rows) + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def render_command(
+    files: list[Path],
+    nodes: Path | None,
+    classes_file: Path | None,
+    out: TextIO = sys.stdout,
+    errors: TextIO = sys.stderr,
+) -> int:
+    plans, invalid = _plans(files, accelerator_classes(classes_file), node_inventory(nodes), errors)
+    manifests = []
+    for deployment, report in plans:
+        if report.fits:
+            manifests += render(deployment, report)
+        else:
+            for problem in report.problems:
+                print(f"error: {report.namespace}/{report.name}: {problem}", file=errors)
+    yaml.safe_dump_all(manifests, out, sort_keys=False)
+    return _status(invalid, plans)
+
+
+def crd_manifest() -> dict[str, object]:
+    """The CRD with the catalog's variants in its CEL rules."""
+    return build_crd(variant_names(), gpu_only_variant_names())
+
+
+def crd_command(out: TextIO = sys.stdout) -> int:
+    out.write("# Generated by `gemma-operator crd` from the api models. Do not edit.\n")
+    yaml.safe_dump(crd_manifest(), out, sort_keys=False, width=120)
+    return OK
+
+
+def capacity_text(classes: AcceleratorClasses, output: str) -> str:
+    rows = list(frontier(classes))
+    if output == "json":
+        return (
+            json.dumps(
+                [
+                    {
+                        "family": row.family,
+                        "variant": row.variant,
+                        "precision": row.precision.value,
+                        "acceleratorClass": row.accelerator,
+                        "contexts": [
+                            {
+                                "contextTokens": cell.context_tokens,
+                                "maxConcurrentSequences": cell.sequences,
+                                "gpusPerReplica": cell.gpus,
+                            }
+                            for cell in row.cells
+                        ],
+                    }
+                    for row in rows
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
+    header = ["MODEL", "PRECISION", "ACCELERATOR", *(f"{context // 1024}K" for context in FRONTIER_CONTEXTS)]
+    body = [
+        [
+            f"{row.family} {row.variant}",
+            row.precision.value,
+            row.accelerator,
+            *("-" if cell.sequences is None else f"{cell.sequences} on {cell.gpus}" for cell in row.cells),
+        ]
+        for row in rows
+    ]
+    return (markdown(header, body) if output == "markdown" else table(header, body)) + "\n"
+
+
+def capacity_command(classes_file: Path | None, output: str, out: TextIO = sys.stdout) -> int:
+    out.write(capacity_text(accelerator_classes(classes_file), output))
+    return OK

@@ -1,0 +1,6 @@
+"""planning: pure functions from a GemmaDeployment and the hardware to a Plan."""
+
+from gemma_operator.planning.inventory import InventoryError, NodeInfo, inventory_from_node_list, node_from_object
+from gemma_operator.planning.planner import plan
+
+__all__ = ["InventoryError", "NodeInfo", "inventory_from_node_list", "node_from_object", "plan"]

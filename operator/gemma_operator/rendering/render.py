@@ -1,0 +1,162 @@
+"""Child manifests of a GemmaDeployment, rendered from jinja2 templates. Pure: data in, dicts out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+import jinja2
+import yaml
+
+from gemma_operator.api import GemmaDeployment, MemoryPlan, PlacementPlan, PlanReport, Runtime, Target
+from gemma_operator.catalog import RuntimeFacts, runtimes
+from gemma_operator.planning.inventory import GPU_RESOURCE
+from gemma_operator.rendering.names import child_name, label_value
+
+Manifest = dict[str, Any]
+
+MANAGER: Final = "gemma-operator"
+APP_NAME: Final = "gemma"
+COMPONENT: Final = "inference-server"
+RUNTIME_LABEL: Final = "serving.gemma.dev/runtime"
+
+# The startup probe waits this long, plus per GiB of weights, for a download and load.
+STARTUP_BASE_SECONDS = 600
+STARTUP_SECONDS_PER_WEIGHT_GIB = 30
+PROBE_PERIOD_SECONDS = 10
+# Host CPU a replica asks for: per GPU on GPU nodes, in all on CPU and edge nodes.
+CPU_REQUEST = {Target.GPU: 4, Target.CPU: 4, Target.EDGE: 2}
+# Host RAM a GPU replica asks for beyond its weights, which pass through host memory as they load.
+GPU_HOST_MEMORY_HEADROOM_GIB = 8
+SHARED_MEMORY = "16Gi"
+# Images whose entrypoint is not the server itself get an explicit command.
+COMMANDS: Final[dict[Runtime, list[str]]] = {Runtime.VLLM: ["vllm"]}
+
+
+class NotRenderable(ValueError):
+    """The plan refuses the request; there is nothing to render."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Names and labels shared by every child of one GemmaDeployment."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    selector: dict[str, str]
+
+    @classmethod
+    def of(cls, deployment: GemmaDeployment) -> Identity:
+        model = deployment.spec.model
+        selector = {
+            "app.kubernetes.io/name": APP_NAME,
+            "app.kubernetes.io/instance": label_value(deployment.metadata.name),
+        }
+        labels = {
+            **selector,
+            "app.kubernetes.io/component": COMPONENT,
+            "app.kubernetes.io/managed-by": MANAGER,
+            "app.kubernetes.io/version": label_value(f"{model.family.value}-{model.variant}"),
+        }
+        return cls(child_name(deployment.metadata.name), deployment.metadata.namespace, labels, selector)
+
+    @property
+    def selector_string(self) -> str:
+        """The selector as status.selector carries it, for the scale subresource."""
+        return ",".join(f"{key}={value}" for key, value in self.selector.items())
+
+
+def endpoint(deployment: GemmaDeployment, plan: PlanReport) -> str:
+    """In-cluster URL of the serving Service."""
+    identity = Identity.of(deployment)
+    port = runtimes()[plan.runtime.name].port if plan.runtime else 0
+    return f"http://{identity.name}.{identity.namespace}.svc:{port}"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gemma_operator.rendering", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def _env(deployment: GemmaDeployment, facts: RuntimeFacts) -> list[dict[str, Any]]:
+    """Token by reference only, the cache location, then the user's variables (which win)."""
+    env: list[dict[str, Any]] = []
+    token = deployment.spec.model.token_secret_ref
+    if token is not None:
+        env += [
+            {"name": variable, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}}
+            for variable in facts.token_env
+        ]
+    env += [{"name": key, "value": value} for key, value in facts.cache_env.items()]
+    user = [variable.to_wire() for variable in deployment.spec.serving.env]
+    overridden = {variable["name"] for variable in user}
+    return [variable for variable in env if variable["name"] not in overridden] + user
+
+
+def _resources(placement: PlacementPlan, memory: MemoryPlan) -> dict[str, Any]:
+    target = placement.target
+    if target is Target.GPU:
+        gpus = placement.gpus_per_replica
+        host_memory = math.ceil(memory.weights_gi_b) + GPU_HOST_MEMORY_HEADROOM_GIB
+        return {
+            "requests": {"cpu": str(CPU_REQUEST[target] * gpus), "memory": f"{host_memory}Gi", GPU_RESOURCE: str(gpus)},
+            "limits": {GPU_RESOURCE: str(gpus)},
+        }
+    ram = f"{math.ceil(memory.required_gi_b)}Gi"
+    return {"requests": {"cpu": str(CPU_REQUEST[target]), "memory": ram}, "limits": {"memory": ram}}
+
+
+def _render(template: str, context: dict[str, Any]) -> Manifest:
+    rendered: Manifest = yaml.safe_load(_environment().get_template(template).render(**context))
+    return rendered
+
+
+def render(deployment: GemmaDeployment, plan: PlanReport, replicas: int | None = None) -> list[Manifest]:
+    """The children the operator applies, in apply order. `replicas` overrides spec.replicas (the autoscaler's)."""
+    if not plan.fits or plan.runtime is None or plan.placement is None or plan.memory is None:
+        raise NotRenderable("; ".join(plan.problems) or "the plan does not fit")
+    identity = Identity.of(deployment)
+    facts = runtimes()[plan.runtime.name]
+    count = deployment.spec.replicas if replicas is None else replicas
+    startup_seconds = STARTUP_BASE_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * plan.memory.weights_gi_b
+    context: dict[str, Any] = {
+        "names": {
+            "deployment": identity.name,
+            "service": identity.name,
+            "pdb": identity.name,
+            "service_monitor": identity.name,
+        },
+        "namespace": identity.namespace,
+        "labels": identity.labels,
+        "selector": identity.selector,
+        "pod_labels": {**identity.labels, RUNTIME_LABEL: facts.name.value},
+        "replicas": count,
+        "image": plan.runtime.image,
+        "command": COMMANDS.get(facts.name, []),
+        "args": plan.runtime.args,
+        "port": facts.port,
+        "health_path": facts.health_path,
+        "env": _env(deployment, facts),
+        "resources": _resources(plan.placement, plan.memory),
+        "startup_failure_threshold": math.ceil(startup_seconds / PROBE_PERIOD_SECONDS),
+        "node_selector": plan.placement.node_selector,
+        "excluded_node_labels": plan.placement.excluded_node_labels,
+        "tolerations": [toleration.to_wire() for toleration in plan.placement.tolerations],
+        "cache_dir": next(iter(facts.cache_env.values())),
+        # Tensor-parallel shards exchange tensors through /dev/shm; the default 64 MiB is far too small.
+        "shared_memory": SHARED_MEMORY if plan.placement.gpus_per_replica > 1 else "",
+    }
+    children = [_render("deployment.yaml.j2", context), _render("service.yaml.j2", context)]
+    if count > 1:
+        children.append(_render("poddisruptionbudget.yaml.j2", context))
+    if deployment.spec.monitoring.service_monitor:
+        children.append(_render("servicemonitor.yaml.j2", context))
+    return children
