@@ -83,13 +83,12 @@ def parse_accelerator_classes(data: Any, source: str = "accelerator classes") ->
     """Validate an accelerator-class document (the format of accelerators.yaml)."""
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
         raise CatalogError(f"{source}: classes: a mapping of class names is required")
-    try:
-        classes = {
-            name: AcceleratorClass.model_validate({"name": name, **(facts or {})})
-            for name, facts in data["classes"].items()
-        }
-    except ValidationError as error:
-        raise CatalogError(f"{source}: classes.{_field_path(error)}") from None
+    classes = {}
+    for name, facts in data["classes"].items():
+        try:
+            classes[name] = AcceleratorClass.model_validate({"name": name, **(facts or {})})
+        except ValidationError as error:
+            raise CatalogError(f"{source}: classes.{name}.{_field_path(error)}") from None
     try:
         parsed = AcceleratorClasses.model_validate({**data, "classes": classes})
     except ValidationError as error:

@@ -48,7 +48,3 @@ def main(argv: list[str] | None = None) -> int:
     except commands.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return commands.BAD_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -46,7 +46,12 @@ def capacity_document() -> str:
     everything = "## Every accelerator class\n\n" + markdown(
         ["model", "precision", "accelerator", *contexts],
         [
-            [f"{r.family} {r.variant}", r.precision.value, r.accelerator, *(_cell(c.sequences, c.gpus) for c in r.cells)]
+            [
+                f"{r.family} {r.variant}",
+                r.precision.value,
+                r.accelerator,
+                *(_cell(c.sequences, c.gpus) for c in r.cells),
+            ]
             for r in rows
         ],
     )

@@ -1,0 +1,140 @@
+"""catalog: the facts, and weights that land within Google's published figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gemma_operator.api import Family, InvalidSpec, Precision, Runtime, Target
+from gemma_operator.catalog import (
+    CatalogError,
+    default_accelerator_classes,
+    load_accelerator_classes,
+    lookup,
+    runtimes,
+    variants,
+)
+from gemma_operator.planning.memory import GIB, weights_gib
+
+# Google's Gemma 4 overview carried two versions of its weights table (GB): the spread is the uncertainty.
+PUBLISHED_GB = {
+    ("e2b", Precision.BF16): (9.6, 11.4),
+    ("e2b", Precision.FP8): (4.6, 5.7),
+    ("e2b", Precision.INT4): (2.9, 3.2),
+    ("e4b", Precision.BF16): (15.0, 17.9),
+    ("e4b", Precision.FP8): (7.5, 8.9),
+    ("e4b", Precision.INT4): (4.5, 5.0),
+    ("26b-a4b", Precision.BF16): (48.0, 57.7),
+    ("26b-a4b", Precision.FP8): (25.0, 28.8),
+    ("26b-a4b", Precision.INT4): (14.4, 15.6),
+    ("31b", Precision.BF16): (58.3, 69.9),
+    ("31b", Precision.FP8): (30.4, 34.9),
+    ("31b", Precision.INT4): (17.4, 17.5),
+}
+# The published figures are rounded, and the 31B Q4_0 spread is 0.1 GB wide.
+ROUNDING = 0.02
+
+
+@pytest.mark.parametrize(("variant", "precision"), list(PUBLISHED_GB))
+def test_weights_within_published_spread(variant: str, precision: Precision) -> None:
+    low, high = PUBLISHED_GB[(variant, precision)]
+    gigabytes = weights_gib(lookup(Family.GEMMA_4, variant), precision, runtimes()[Runtime.VLLM]) * GIB / 1e9
+    assert low * (1 - ROUNDING) <= gigabytes <= high * (1 + ROUNDING)
+
+
+def test_every_family_has_its_variants() -> None:
+    names = {(family.value, name) for family, name in variants()}
+    assert names == {
+        ("gemma-4", "e2b"),
+        ("gemma-4", "e4b"),
+        ("gemma-4", "26b-a4b"),
+        ("gemma-4", "31b"),
+        ("gemma-3", "1b"),
+        ("gemma-3", "4b"),
+        ("gemma-3", "12b"),
+        ("gemma-3", "27b"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("family", "variant", "sliding", "global_"),
+    [
+        (Family.GEMMA_4, "31b", 50, 10),  # 60 layers, 5:1
+        (Family.GEMMA_4, "26b-a4b", 25, 5),  # 30 layers, 5:1
+        (Family.GEMMA_4, "e2b", 12, 3),  # 35 layers, 4:1; only the first 15 own a cache
+        (Family.GEMMA_4, "e4b", 20, 4),  # 42 layers, 5:1; only the first 24 own a cache
+        (Family.GEMMA_3, "27b", 52, 10),  # 62 layers, every 6th global
+        (Family.GEMMA_3, "1b", 22, 4),
+    ],
+)
+def test_layers_that_own_a_cache(family: Family, variant: str, sliding: int, global_: int) -> None:
+    assert lookup(family, variant).attention.cache_owning_layers() == (sliding, global_)
+
+
+def test_unknown_variant_names_the_field_and_the_choices() -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        lookup(Family.GEMMA_3, "31b")
+    assert caught.value.field == "spec.model.variant"
+    assert "1b, 4b, 12b, 27b" in caught.value.message
+
+
+def test_compatibility_matrix() -> None:
+    tgi, vllm, llamacpp = runtimes()[Runtime.TGI], runtimes()[Runtime.VLLM], runtimes()[Runtime.LLAMACPP]
+    assert not tgi.can_serve(Family.GEMMA_4, Target.GPU)
+    assert tgi.auto_serves(Family.GEMMA_3, Target.GPU)
+    assert tgi.can_serve(Family.GEMMA_3, Target.CPU)
+    assert not tgi.auto_serves(Family.GEMMA_3, Target.CPU)
+    assert vllm.can_serve(Family.GEMMA_4, Target.GPU)
+    assert not vllm.can_serve(Family.GEMMA_4, Target.EDGE)
+    assert llamacpp.can_serve(Family.GEMMA_4, Target.EDGE)
+    assert "arm64" in llamacpp.images[Target.EDGE].architectures
+
+
+def test_default_accelerator_classes() -> None:
+    classes = default_accelerator_classes()
+    assert classes.default_class == "h100"
+    assert classes.classes["h100"].memory_mi_b == 81559
+    assert classes.classes["h200"].memory_mi_b == 143771
+    assert {"h100", "h200", "a100-80gb", "a100-40gb", "l4"} <= set(classes.classes)
+
+
+def test_accelerator_classes_load_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "classes.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "defaultClass": "mi300",
+                "classes": {"mi300": {"product": "AMD-MI300X", "memoryMiB": 196608}},
+                "nodeMemoryMiB": {"cpu": 1024, "edge": 512},
+            }
+        )
+    )
+    loaded = load_accelerator_classes(path)
+    assert loaded.classes["mi300"].memory_gib == 192
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"defaultClass": "h100"}, "classes: a mapping of class names is required"),
+        (
+            {"defaultClass": "x", "classes": {"x": {"product": "P"}}, "nodeMemoryMiB": {}},
+            "classes.x.memoryMiB: Field required",
+        ),
+        (
+            {"defaultClass": "x", "classes": {"x": {"product": "P", "memoryMiB": -1}}, "nodeMemoryMiB": {}},
+            "classes.x.memoryMiB: Input should be greater than 0",
+        ),
+        (
+            {"defaultClass": "y", "classes": {"x": {"product": "P", "memoryMiB": 1}}, "nodeMemoryMiB": {}},
+            "defaultClass: 'y' is not among the classes",
+        ),
+    ],
+)
+def test_broken_accelerator_classes_name_the_field(tmp_path: Path, content: object, message: str) -> None:
+    path = tmp_path / "classes.yaml"
+    path.write_text(yaml.safe_dump(content))
+    with pytest.raises(CatalogError, match=message):
+        load_accelerator_classes(path)

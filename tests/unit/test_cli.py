@@ -1,0 +1,195 @@
+"""The command line, run as a user runs it: the installed console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gemma_operator.cli.docs import capacity_document
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("gemma-4-*.yaml"))
+CLI = [sys.executable, "-m", "gemma_operator.cli"]
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False, cwd=ROOT)
+
+
+def write(tmp_path: Path, name: str, documents: list[object]) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump_all(documents))
+    return path
+
+
+def gd(name: str, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "serving.gemma.dev/v1alpha1",
+        "kind": "GemmaDeployment",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": spec,
+    }
+
+
+def test_plan_json_for_the_four_examples() -> None:
+    assert len(EXAMPLES) == 4
+    result = run("plan", *EXAMPLES, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    plans = json.loads(result.stdout)
+    assert [p["name"] for p in plans] == [yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES]
+    for p in plans:
+        assert set(p) >= {"name", "namespace", "fits", "problems", "runtime", "placement", "memory", "limits"}
+        assert set(p["memory"]) == {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+        assert set(p["runtime"]) == {"name", "image", "args"}
+        assert p["fits"] is True
+        assert p["problems"] == []
+    by_name = {p["name"]: p for p in plans}
+    assert (
+        by_name["gemma-31b"]["placement"] | {"target": "gpu", "acceleratorClass": "h100", "gpusPerReplica": 1}
+        == by_name["gemma-31b"]["placement"]
+    )
+    assert by_name["gemma-26b-moe"]["runtime"]["name"] == "vllm"
+    assert by_name["gemma-e2b"]["placement"]["target"] == "cpu"
+    assert by_name["gemma-e4b-edge"]["placement"]["target"] == "edge"
+    assert by_name["gemma-e4b-edge"]["runtime"]["name"] == "llamacpp"
+
+
+def test_plan_table_for_people() -> None:
+    result = run("plan", *EXAMPLES)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["GEMMADEPLOYMENT", "MODEL", "RUNTIME"]
+    assert any(line.startswith("ml/gemma-31b") and line.rstrip().endswith("yes") for line in lines)
+
+
+def test_invalid_document_names_the_field_without_a_traceback(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "bad.yaml",
+        [gd("ok", model={"variant": "31b"}), gd("bad", model={"family": "gemma-3", "variant": "e2b"})],
+    )
+    result = run("plan", path, "-o", "json")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert (
+        f"{path}[1] (bad): spec.model.variant: 'e2b' is not a gemma-3 variant (choose one of 1b, 4b, 12b, 27b)"
+        in result.stderr
+    )
+    assert [p["name"] for p in json.loads(result.stdout)] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("model: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "not a Kubernetes object"),
+        (
+            yaml.safe_dump(gd("x", model={"variant": "31b"}, serving={"maxContextTokens": "long"})),
+            "spec.serving.maxContextTokens: Input should be a valid integer",
+        ),
+    ],
+)
+def test_broken_files_get_a_message(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(content)
+    result = run("plan", path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    result = run("plan", tmp_path / "nope.yaml")
+    assert result.returncode == 2
+    assert "No such file or directory" in result.stderr
+
+
+def test_does_not_fit_exits_one_with_the_numbers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "big.yaml",
+        [gd("huge", model={"variant": "31b"}, serving={"maxContextTokens": 262144, "maxConcurrentSequences": 64})],
+    )
+    result = run("plan", path, "-o", "json")
+    assert result.returncode == 1
+    (report,) = json.loads(result.stdout)
+    assert report["fits"] is False
+    assert "does not fit 8 x h100" not in report["problems"][0]  # 8 does not divide the 4 global KV heads
+    assert "does not fit 4 x h100" in report["problems"][0]
+
+
+def test_nodes_file_checks_placement(tmp_path: Path) -> None:
+    nodes = {
+        "apiVersion": "v1",
+        "kind": "NodeList",
+        "items": [
+            {
+                "metadata": {"name": "l4-1", "labels": {"nvidia.com/gpu.product": "NVIDIA-L4"}},
+                "status": {"allocatable": {"memory": "128Gi", "nvidia.com/gpu": "4"}},
+            },
+        ],
+    }
+    nodes_path = write(tmp_path, "nodes.yaml", [nodes])
+    result = run("plan", EXAMPLES[1], "--nodes", nodes_path, "-o", "json")
+    assert result.returncode == 1
+    assert (
+        "no node can host a replica: 0/0 h100 nodes have 1 free nvidia.com/gpu"
+        in json.loads(result.stdout)[0]["problems"]
+    )
+    broken = write(
+        tmp_path,
+        "broken-nodes.yaml",
+        [{"kind": "NodeList", "items": [{"metadata": {"name": "n"}, "status": {"allocatable": {"memory": "many"}}}]}],
+    )
+    result = run("plan", EXAMPLES[1], "--nodes", broken)
+    assert result.returncode == 2
+    assert "node n: status.allocatable: 'many' is not a Kubernetes quantity" in result.stderr
+
+
+def test_broken_accelerator_classes_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "classes.yaml", [{"defaultClass": "x", "classes": {"x": {"memoryMiB": 1}}, "nodeMemoryMiB": {}}]
+    )
+    result = run("plan", EXAMPLES[0], "--accelerator-classes", path)
+    assert result.returncode == 2
+    assert "classes.x.product: Field required" in result.stderr
+
+
+def test_render_prints_the_children(tmp_path: Path) -> None:
+    result = run("render", *EXAMPLES)
+    assert result.returncode == 0, result.stderr
+    objects = list(yaml.safe_load_all(result.stdout))
+    deployments = [o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"]
+    assert sorted(deployments) == ["gemma-26b-moe", "gemma-31b", "gemma-e2b", "gemma-e4b-edge"]
+    assert any(o["kind"] == "PodDisruptionBudget" for o in objects)  # the 26B example has two replicas
+    refused = write(tmp_path, "refused.yaml", [gd("cpu31", model={"variant": "31b"}, placement={"target": "cpu"})])
+    result = run("render", refused)
+    assert result.returncode == 1
+    assert "ml/cpu31: gemma-4 31b runs on GPUs only" in result.stderr
+    assert list(yaml.safe_load_all(result.stdout)) in ([], [None])
+
+
+def test_crd_command_prints_the_committed_crd() -> None:
+    result = run("crd")
+    assert result.returncode == 0
+    committed = (ROOT / "crds" / "gemmadeployments.serving.gemma.dev.yaml").read_text()
+    assert result.stdout == committed
+
+
+def test_capacity_json_and_the_generated_doc() -> None:
+    result = run("capacity", "-o", "json")
+    assert result.returncode == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 8 * 3 * 5
+    h100_31b = next(r for r in rows if (r["variant"], r["precision"], r["acceleratorClass"]) == ("31b", "bf16", "h100"))
+    assert [c["contextTokens"] for c in h100_31b["contexts"]] == [8192, 32768, 131072, 262144]
+    assert h100_31b["contexts"][0]["gpusPerReplica"] == 1
+    assert h100_31b["contexts"][0]["maxConcurrentSequences"] >= 4
+    assert (ROOT / "docs" / "capacity.md").read_text() == capacity_document(), (
+        "docs/capacity.md is stale: run `make generate`"
+    )
