@@ -1,0 +1,1 @@
+"""autoscaling: pure decisions from serving load to replica counts, and the simulation that measures them."""

@@ -1,0 +1,1 @@
+"""probes: HTTP I/O against serving pods (metrics scrapes, smoke checks). No Kubernetes client here."""
