@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gemma_operator.api import GemmaDeployment, PlanReport, parse_deployment
+from gemma_operator.api import Family, GemmaDeployment, PlanReport, Target, parse_deployment
 from gemma_operator.catalog import AcceleratorClasses, default_accelerator_classes
 from gemma_operator.planning import NodeInfo, plan
 
@@ -24,3 +24,14 @@ def deployment(name: str = "chat", namespace: str = "ml", **spec: Any) -> GemmaD
 
 def plan_for(nodes: list[NodeInfo] | None = None, classes: AcceleratorClasses | None = None, **spec: Any) -> PlanReport:
     return plan(deployment(**spec), classes or default_accelerator_classes(), nodes)
+
+
+# A variant each kind of node holds at the default limits (in int4): the large ones on GPUs, small ones elsewhere.
+MATRIX_VARIANTS = {
+    (Family.GEMMA_4, Target.GPU): "31b",
+    (Family.GEMMA_4, Target.CPU): "e2b",
+    (Family.GEMMA_4, Target.EDGE): "e4b",
+    (Family.GEMMA_3, Target.GPU): "27b",
+    (Family.GEMMA_3, Target.CPU): "4b",
+    (Family.GEMMA_3, Target.EDGE): "1b",
+}

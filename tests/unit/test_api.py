@@ -137,6 +137,36 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.placement.acceleratorClass",
         "should match pattern",
     ),
+    (
+        "cache with neither claim nor size",
+        {"model": {"variant": "31b"}, "serving": {"cache": {}}},
+        "spec.serving.cache",
+        "cache needs exactly one of claimName (an existing claim) or size (a claim to create)",
+    ),
+    (
+        "cache with both claim and size",
+        {"model": {"variant": "31b"}, "serving": {"cache": {"claimName": "weights", "size": "100Gi"}}},
+        "spec.serving.cache",
+        "exactly one of claimName",
+    ),
+    (
+        "storage class for an existing claim",
+        {"model": {"variant": "31b"}, "serving": {"cache": {"claimName": "weights", "storageClassName": "ssd"}}},
+        "spec.serving.cache",
+        "storageClassName applies only to a claim the operator creates (with size)",
+    ),
+    (
+        "cache size not a quantity",
+        {"model": {"variant": "31b"}, "serving": {"cache": {"size": "200GB"}}},
+        "spec.serving.cache.size",
+        "should match pattern",
+    ),
+    (
+        "cache claim not a name",
+        {"model": {"variant": "31b"}, "serving": {"cache": {"claimName": "My_Claim"}}},
+        "spec.serving.cache.claimName",
+        "should match pattern",
+    ),
 ]
 
 
@@ -148,6 +178,19 @@ def test_invalid_input_names_the_field(spec: dict[str, Any], field: str, message
         parse_deployment(document(spec))
     assert caught.value.field == field
     assert message in caught.value.message
+
+
+def test_verification_is_on_and_the_cache_off_by_default() -> None:
+    serving = parse_deployment(document({"model": {"variant": "31b"}})).spec.serving
+    assert serving.verify is True
+    assert serving.cache is None
+    cached = parse_deployment(
+        document({"model": {"variant": "31b"}, "serving": {"verify": False, "cache": {"size": "1.5Ti"}}})
+    ).spec.serving
+    assert cached.verify is False
+    assert cached.cache is not None
+    assert (cached.cache.claim_name, cached.cache.size, cached.cache.storage_class_name) == ("", "1.5Ti", "")
+    assert cached.to_wire()["cache"] == {"claimName": "", "size": "1.5Ti", "storageClassName": ""}
 
 
 def test_wrong_kind_and_bad_name_are_rejected() -> None:

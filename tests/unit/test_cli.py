@@ -138,7 +138,7 @@ def test_nodes_file_checks_placement(tmp_path: Path) -> None:
     result = run("plan", EXAMPLES[1], "--nodes", nodes_path, "-o", "json")
     assert result.returncode == 1
     assert (
-        "no node can host a replica: 0/0 h100 nodes have 1 free nvidia.com/gpu"
+        "no node can host a replica: 0/0 h100 nodes have 1 allocatable nvidia.com/gpu"
         in json.loads(result.stdout)[0]["problems"]
     )
     broken = write(

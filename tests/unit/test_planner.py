@@ -252,7 +252,7 @@ def test_inventory_without_enough_gpus_says_how_many() -> None:
         nodes, model={"variant": "31b"}, serving={"maxContextTokens": 262144}, placement={"gpusPerReplica": 4}
     )
     assert report.fits is False
-    assert "no node can host a replica: 0/2 h100 nodes have 4 free nvidia.com/gpu (at most 2)" in report.problems
+    assert "no node can host a replica: 0/2 h100 nodes have 4 allocatable nvidia.com/gpu (at most 2)" in report.problems
 
 
 def test_cpu_target_is_sized_against_the_largest_cpu_node() -> None:

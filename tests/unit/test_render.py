@@ -7,12 +7,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from gemma_operator.api import GemmaDeployment
-from gemma_operator.catalog import default_accelerator_classes
+from gemma_operator.api import Family, GemmaDeployment, Runtime, Target
+from gemma_operator.catalog import default_accelerator_classes, runtimes
 from gemma_operator.planning import plan
-from gemma_operator.rendering import NotRenderable, child_name, endpoint, label_value, render
+from gemma_operator.rendering import NotRenderable, cache_claim_name, child_name, endpoint, label_value, render
 
-from .builders import deployment
+from .builders import MATRIX_VARIANTS, deployment
 
 KUBERNETES_VERSION = "1.36.0"
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -206,3 +206,96 @@ def test_a_plan_that_does_not_fit_renders_nothing() -> None:
     gd = deployment(model={"variant": "31b"}, placement={"target": "cpu"})
     with pytest.raises(NotRenderable, match="runs on GPUs only"):
         render(gd, plan(gd, default_accelerator_classes()))
+
+
+# Every (runtime, family, hardware) the catalog says can be served, whether auto picks it or not.
+SERVED = [
+    (facts.name, family, entry.hardware)
+    for facts in runtimes().values()
+    for family, entries in facts.serves.items()
+    for entry in entries
+]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "family", "target"), SERVED, ids=[f"{r.value}-{f.value}-{t.value}" for r, f, t in SERVED]
+)
+def test_every_served_combination_renders_a_valid_workload(runtime: Runtime, family: Family, target: Target) -> None:
+    spec = {
+        "model": {"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": "int4"},
+        "serving": {"runtime": runtime.value},
+        "placement": {"target": target.value},
+    }
+    _, objects = children(spec)
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    facts = runtimes()[runtime]
+    template = by_kind(objects)["Deployment"]["spec"]["template"]
+    pod, container = template["spec"], template["spec"]["containers"][0]
+    assert template["metadata"]["labels"]["serving.gemma.dev/runtime"] == runtime.value
+    assert container["image"] == facts.images[target].image
+    assert container["ports"][0]["containerPort"] == facts.port
+    assert container["readinessProbe"]["httpGet"]["path"] == facts.health_path
+    assert {variable["name"] for variable in container["env"]} >= set(facts.cache_env)
+    assert {"name": "model-cache", "mountPath": next(iter(facts.cache_env.values()))} in container["volumeMounts"]
+    architectures = facts.images[target].architectures
+    assert pod.get("nodeSelector", {}).get("kubernetes.io/arch") == (
+        architectures[0] if len(architectures) == 1 else None
+    )
+    assert ("nvidia.com/gpu" in container["resources"]["limits"]) == (target is Target.GPU)
+
+
+def cache_spec(runtime: str, **cache: str) -> dict[str, Any]:
+    spec = {
+        "tgi": SCENARIOS["gemma3-tgi"],
+        "vllm": SCENARIOS["31b-h100"],
+        "llamacpp": SCENARIOS["e4b-edge"],
+    }[runtime]
+    return {**spec, "serving": {**spec.get("serving", {}), "cache": cache}}
+
+
+def test_no_cache_is_an_empty_dir_and_a_rolling_update() -> None:
+    objects = children(SCENARIOS["31b-h100"])[1]
+    assert {"name": "model-cache", "emptyDir": {}} in pod_spec(objects)["volumes"]
+    assert by_kind(objects)["Deployment"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "PersistentVolumeClaim" not in by_kind(objects)
+
+
+@pytest.mark.parametrize(("runtime", "cache_dir"), [("tgi", "/data"), ("vllm", "/data"), ("llamacpp", "/data")])
+def test_an_existing_claim_is_mounted_at_the_runtime_cache_dir(runtime: str, cache_dir: str) -> None:
+    objects = children(cache_spec(runtime, claimName="gemma-weights"))[1]
+    pod = pod_spec(objects)
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "gemma-weights"}} in pod["volumes"]
+    assert {"name": "model-cache", "mountPath": cache_dir} in pod["containers"][0]["volumeMounts"]
+    assert "PersistentVolumeClaim" not in by_kind(objects)
+    # The user's claim may be ReadWriteMany: keep zero-downtime rollouts.
+    assert by_kind(objects)["Deployment"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("runtime", ["tgi", "vllm", "llamacpp"])
+def test_a_size_creates_a_claim_before_the_deployment(runtime: str) -> None:
+    objects = children(cache_spec(runtime, size="200Gi", storageClassName="fast-ssd"))[1]
+    assert [obj["kind"] for obj in objects][:2] == ["PersistentVolumeClaim", "Deployment"]
+    claim = objects[0]
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    assert claim["metadata"]["name"] == "chat-cache"
+    assert claim["metadata"]["labels"] == by_kind(objects)["Service"]["metadata"]["labels"]
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast-ssd",
+        "resources": {"requests": {"storage": "200Gi"}},
+    }
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "chat-cache"}} in pod_spec(objects)["volumes"]
+    # ReadWriteOnce attaches to one node: a surge pod elsewhere could never start.
+    assert by_kind(objects)["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_a_created_claim_without_a_class_uses_the_default_and_a_short_name() -> None:
+    claim = children(cache_spec("vllm", size="1.5Ti"), name="x" * 80)[1][0]
+    kubernetes_validate.validate(claim, KUBERNETES_VERSION, strict=True)
+    assert "storageClassName" not in claim["spec"]
+    assert len(claim["metadata"]["name"]) <= 63
+    assert claim["metadata"]["name"] == cache_claim_name(deployment(name="x" * 80)) == child_name("x" * 80, "cache")

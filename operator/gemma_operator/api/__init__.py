@@ -14,6 +14,7 @@ from gemma_operator.api.resource import (
 )
 from gemma_operator.api.spec import (
     AutoscalingSpec,
+    CacheSpec,
     EnvVar,
     GemmaDeploymentSpec,
     ModelSpec,
@@ -43,6 +44,7 @@ __all__ = [
     "PLURAL",
     "VERSION",
     "AutoscalingSpec",
+    "CacheSpec",
     "Condition",
     "ConditionStatus",
     "EnvVar",

@@ -118,7 +118,7 @@ def _catalog_rules(
         {
             "rule": (
                 f"!(self.model.family == '{family}' && self.model.variant in {cel_list(names)}"
-                " && self.placement.target in ['cpu', 'edge'])"
+                " && has(self.placement.target) && self.placement.target in ['cpu', 'edge'])"
             ),
             "messageExpression": (
                 f"'{family} ' + self.model.variant + ' runs on GPUs only; placement.target ' + "
@@ -171,7 +171,8 @@ def build_crd(variants: Mapping[str, Sequence[str]], gpu_only: Mapping[str, Sequ
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of this object."},
                                 "kind": {"type": "string", "description": "Kind of this object."},
-                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                # The API server owns metadata's schema and rejects anything more here.
+                                "metadata": {"type": "object"},
                                 "spec": spec,
                                 "status": status,
                             },

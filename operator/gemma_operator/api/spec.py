@@ -19,6 +19,9 @@ from gemma_operator.api.vocabulary import (
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# A storage size: a positive Kubernetes quantity in bytes, e.g. 200Gi or 1.5T.
+STORAGE_QUANTITY = r"^([0-9]+(\.[0-9]+)?)([KMGTPE]i|[kMGTPE])?$"
 MAX_CONTEXT_TOKENS = 1 << 20
 
 
@@ -68,6 +71,56 @@ class EnvVar(ApiModel):
     )
 
 
+class CacheSpec(ApiModel):
+    """A PersistentVolumeClaim for the runtime's weight cache, so a restarted pod does not download again."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                # has(): the rules must hold whether or not the API server has filled in the defaults yet.
+                {
+                    "rule": "(has(self.claimName) && self.claimName != '') != (has(self.size) && self.size != '')",
+                    "message": "cache needs exactly one of claimName (an existing claim) or size (a claim to create)",
+                },
+                {
+                    "rule": (
+                        "!has(self.storageClassName) || self.storageClassName == ''"
+                        " || (has(self.size) && self.size != '')"
+                    ),
+                    "message": "storageClassName applies only to a claim the operator creates (with size)",
+                },
+            ]
+        }
+    }
+
+    claim_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^$|" + DNS_SUBDOMAIN,
+        description="An existing PersistentVolumeClaim in the namespace; ReadWriteMany lets replicas share it.",
+    )
+    size: str = Field(
+        default="",
+        max_length=32,
+        pattern=r"^$|" + STORAGE_QUANTITY,
+        description="Size of a ReadWriteOnce claim the operator creates, e.g. 200Gi.",
+    )
+    storage_class_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^$|" + DNS_SUBDOMAIN,
+        description="Storage class of the claim the operator creates. Empty: the cluster's default class.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CacheSpec:
+        if bool(self.claim_name) == bool(self.size):
+            raise ValueError("cache needs exactly one of claimName (an existing claim) or size (a claim to create)")
+        if self.storage_class_name and not self.size:
+            raise ValueError("storageClassName applies only to a claim the operator creates (with size)")
+        return self
+
+
 class ServingSpec(ApiModel):
     """How the model is served."""
 
@@ -87,6 +140,13 @@ class ServingSpec(ApiModel):
     )
     extra_args: list[str] = Field(default_factory=list, description="Arguments appended to the runtime's arguments.")
     env: list[EnvVar] = Field(default_factory=list, description="Extra container environment variables.")
+    verify: bool = Field(
+        default=True, description="Send one chat completion after a rollout and report condition Verified."
+    )
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Keep downloaded weights on a PersistentVolumeClaim at the runtime's cache dir. Unset: emptyDir.",
+    )
 
 
 class Toleration(ApiModel):
@@ -144,7 +204,8 @@ class AutoscalingSpec(ApiModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.minReplicas <= self.maxReplicas",
+                    # has(): the API server also checks the rule against the empty default.
+                    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                     "message": "minReplicas must not exceed maxReplicas",
                 }
             ]

@@ -32,6 +32,17 @@ def parser() -> argparse.ArgumentParser:
     capacity = sub.add_parser("capacity", help="what fits: sequences per replica at 8K to 256K context")
     capacity.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
     capacity.add_argument("-o", "--output", choices=["table", "json", "markdown"], default="table")
+
+    run = sub.add_parser("run", help="run the operator (KUBECONFIG, else in-cluster; all namespaces unless told)")
+    run.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    run.add_argument("--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    run.add_argument("--peering", metavar="NAME", help="coordinate several replicas through this KopfPeering")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL", help="kopf liveness endpoint")
+    run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics server binds")
+    run.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+    run.add_argument("--log-format", choices=["plain", "json"], default="plain")
+    run.add_argument("-v", "--verbose", action="store_true")
     return top
 
 
@@ -44,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.render_command(args.files, args.nodes, args.accelerator_classes)
         if args.command == "crd":
             return commands.crd_command()
+        if args.command == "run":
+            return commands.run_command(args)
         return commands.capacity_command(args.accelerator_classes, args.output)
     except commands.UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -196,6 +197,31 @@ def capacity_text(classes: AcceleratorClasses, output: str) -> str:
         for row in rows
     ]
     return (markdown(header, body) if output == "markdown" else table(header, body)) + "\n"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    # Imported here: the operator (kopf, the Kubernetes client) is needed only by this command.
+    from gemma_operator.reconcile.run import Options, run_operator  # noqa: PLC0415
+
+    run_operator(
+        Options(
+            namespaces=() if args.all_namespaces else tuple(args.namespace),
+            peering=args.peering,
+            liveness=args.liveness or None,
+            metrics_port=args.metrics_port or None,
+            metrics_address=args.metrics_address,
+            accelerator_classes=accelerator_classes_path(args.accelerator_classes),
+            json_logs=args.log_format == "json",
+            verbose=args.verbose,
+        )
+    )
+    return OK
+
+
+def accelerator_classes_path(path: Path | None) -> Path | None:
+    """The path, once the file is known to hold valid classes: a bad file fails before the operator starts."""
+    accelerator_classes(path)
+    return path
 
 
 def capacity_command(classes_file: Path | None, output: str, out: TextIO = sys.stdout) -> int:

@@ -30,7 +30,6 @@ class NodeInfo:
     taints: tuple[Taint, ...] = ()
     memory_bytes: int = 0
     gpus: int = 0
-    gpus_free: int = 0
     schedulable: bool = True
 
     @property
@@ -54,7 +53,7 @@ class InventoryError(ValueError):
     """A node document the inventory cannot read; the message names the field."""
 
 
-def node_from_object(node: Mapping[str, Any], gpus_in_use: int = 0) -> NodeInfo:
+def node_from_object(node: Mapping[str, Any]) -> NodeInfo:
     """A NodeInfo from a v1 Node as the API returns it (allocatable, not capacity, is what pods get)."""
     metadata = node.get("metadata") or {}
     name = str(metadata.get("name", ""))
@@ -75,7 +74,6 @@ def node_from_object(node: Mapping[str, Any], gpus_in_use: int = 0) -> NodeInfo:
         taints=taints,
         memory_bytes=memory,
         gpus=gpus,
-        gpus_free=max(0, gpus - gpus_in_use),
         schedulable=not spec.get("unschedulable", False),
     )
 

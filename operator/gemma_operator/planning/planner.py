@@ -163,11 +163,12 @@ def _unplaceable(
     what = placement.accelerator_class or placement.target.value
     if placement.target is Target.GPU:
         needed = placement.gpus_per_replica
-        if any(node.gpus_free >= needed for node in candidates):
+        if any(node.gpus >= needed for node in candidates):
             return None
-        most = max((node.gpus_free for node in candidates), default=0)
-        return f"no node can host a replica: 0/{len(candidates)} {what} nodes have {needed} free {GPU_RESOURCE}" + (
-            f" (at most {most})" if candidates else ""
+        most = max((node.gpus for node in candidates), default=0)
+        return (
+            f"no node can host a replica: 0/{len(candidates)} {what} nodes have {needed} allocatable {GPU_RESOURCE}"
+            + (f" (at most {most})" if candidates else "")
         )
     if any(node.memory_gib >= sizing.required for node in candidates):
         return None

@@ -101,6 +101,25 @@ def _env(deployment: GemmaDeployment, facts: RuntimeFacts) -> list[dict[str, Any
     return [variable for variable in env if variable["name"] not in overridden] + user
 
 
+def cache_claim_name(deployment: GemmaDeployment) -> str:
+    """The name of the weight-cache claim the operator creates when spec.serving.cache has a size."""
+    return child_name(deployment.metadata.name, "cache")
+
+
+def _cache(deployment: GemmaDeployment) -> dict[str, str]:
+    """The weight cache's claim: the user's, one the operator creates (`created`), or none (an emptyDir)."""
+    cache = deployment.spec.serving.cache
+    if cache is None:
+        return {"claim": "", "created": "", "size": "", "storage_class_name": ""}
+    created = cache_claim_name(deployment) if cache.size else ""
+    return {
+        "claim": cache.claim_name or created,
+        "created": created,
+        "size": cache.size,
+        "storage_class_name": cache.storage_class_name,
+    }
+
+
 def _resources(placement: PlacementPlan, memory: MemoryPlan) -> dict[str, Any]:
     target = placement.target
     if target is Target.GPU:
@@ -126,6 +145,7 @@ def render(deployment: GemmaDeployment, plan: PlanReport, replicas: int | None =
     identity = Identity.of(deployment)
     facts = runtimes()[plan.runtime.name]
     count = deployment.spec.replicas if replicas is None else replicas
+    cache = _cache(deployment)
     startup_seconds = STARTUP_BASE_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * plan.memory.weights_gi_b
     context: dict[str, Any] = {
         "names": {
@@ -133,6 +153,7 @@ def render(deployment: GemmaDeployment, plan: PlanReport, replicas: int | None =
             "service": identity.name,
             "pdb": identity.name,
             "service_monitor": identity.name,
+            "cache": cache["created"],
         },
         "namespace": identity.namespace,
         "labels": identity.labels,
@@ -151,10 +172,12 @@ def render(deployment: GemmaDeployment, plan: PlanReport, replicas: int | None =
         "excluded_node_labels": plan.placement.excluded_node_labels,
         "tolerations": [toleration.to_wire() for toleration in plan.placement.tolerations],
         "cache_dir": next(iter(facts.cache_env.values())),
+        "cache": cache,
         # Tensor-parallel shards exchange tensors through /dev/shm; the default 64 MiB is far too small.
         "shared_memory": SHARED_MEMORY if plan.placement.gpus_per_replica > 1 else "",
     }
-    children = [_render("deployment.yaml.j2", context), _render("service.yaml.j2", context)]
+    children = [_render("persistentvolumeclaim.yaml.j2", context)] if cache["created"] else []
+    children += [_render("deployment.yaml.j2", context), _render("service.yaml.j2", context)]
     if count > 1:
         children.append(_render("poddisruptionbudget.yaml.j2", context))
     if deployment.spec.monitoring.service_monitor:

@@ -1,0 +1,98 @@
+"""Fixtures for the e2e suites: one plane per session, a namespace per test.
+
+The helpers live in e2e/plane.py; this file only wires them into pytest.
+The plane is left running after the session (fast iteration) unless
+GEMMA_E2E_DOWN=1, which runs e2e/cluster/down at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from plane import (
+    ROOT,
+    Plane,
+    ServingSim,
+    create_namespace,
+    delete_namespace,
+    kubectl,
+    start_plane,
+    stop_plane,
+)
+
+UP_LOG = ROOT / ".e2e" / "up.log"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: needs the local control plane (e2e/cluster/up); slow on a cold build")
+
+
+@pytest.fixture(scope="session")
+def plane(pytestconfig: pytest.Config) -> Iterator[Plane]:
+    """The running control plane (started by e2e/cluster/up, reused if healthy)."""
+    UP_LOG.parent.mkdir(parents=True, exist_ok=True)
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with UP_LOG.open("a", encoding="utf-8") as log_file:
+
+        def log(line: str) -> None:
+            log_file.write(line)
+            log_file.flush()
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+            else:
+                sys.stderr.write(line)
+
+        running = start_plane(log=log)
+    try:
+        yield running
+    finally:
+        running.api.close()  # type: ignore[no-untyped-call]
+        if os.environ.get("GEMMA_E2E_DOWN") == "1":
+            result = stop_plane(running.env)
+            sys.stderr.write(result.stderr)
+
+
+@pytest.fixture(scope="session")
+def api(plane: Plane) -> client.ApiClient:
+    """A kubernetes ApiClient configured from the plane's kubeconfig."""
+    return plane.api
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(plane: Plane) -> Path:
+    return plane.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def servingsim(plane: Plane) -> ServingSim:
+    """Client of the serving simulator's control API (set per-pod load, read counts)."""
+    return ServingSim(plane.servingsim_url)
+
+
+@pytest.fixture
+def namespace(plane: Plane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace (its default ServiceAccount exists); deleted after the test."""
+    name = create_namespace(plane.api, f"t-{request.node.name}"[:40])
+    try:
+        yield name
+    finally:
+        delete_namespace(plane.api, name)
+
+
+@pytest.fixture
+def run_kubectl(plane: Plane) -> Callable[..., Any]:
+    """kubectl(*args, input=None, check=True) against the plane."""
+
+    def run(*args: str, **kwargs: Any) -> Any:
+        return kubectl(plane, *args, **kwargs)
+
+    return run

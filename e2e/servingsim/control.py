@@ -1,0 +1,91 @@
+"""The control API tests use to read and set each simulated pod's load."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .fleet import Fleet, UnknownPod
+from .state import LoadFieldError, parse_load_update
+
+FLEET_KEY = web.AppKey("fleet", Fleet)
+
+
+def _json(status: int, document: Any) -> web.Response:
+    return web.json_response(document, status=status)
+
+
+def _not_found(namespace: str, name: str) -> web.Response:
+    return _json(
+        404,
+        {"error": f"pod {namespace}/{name} is not simulated (not Running with a 127.x IP, or unknown)"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET_KEY]
+    refused = [{"namespace": r.namespace, "name": r.name, "reason": r.reason} for r in fleet.refused.values()]
+    return _json(
+        200,
+        {
+            "ok": True,
+            "synced": fleet.synced,
+            "pods": len(fleet.entries),
+            "refused": refused,
+        },
+    )
+
+
+async def list_pods(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET_KEY]
+    return _json(200, [entry.describe() for _, entry in sorted(fleet.entries.items())])
+
+
+async def get_pod(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET_KEY]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        return _json(200, fleet.get(namespace, name).describe())
+    except UnknownPod:
+        return _not_found(namespace, name)
+
+
+async def put_pod(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET_KEY]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        document = json.loads(await request.read())
+    except ValueError as exc:
+        return _json(400, {"error": f"body is not valid JSON: {exc}", "field": "(body)"})
+    try:
+        update = parse_load_update(document)
+    except LoadFieldError as exc:
+        return _json(400, {"error": str(exc), "field": exc.field})
+    try:
+        entry = await fleet.update_load(namespace, name, update)
+    except UnknownPod:
+        return _not_found(namespace, name)
+    return _json(200, entry.describe())
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(exc.status, {"error": f"{exc.reason}: {request.method} {request.path}"})
+
+
+def make_app(fleet: Fleet) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[FLEET_KEY] = fleet
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/pods", list_pods)
+    app.router.add_get("/pods/{namespace}/{name}", get_pod)
+    app.router.add_put("/pods/{namespace}/{name}", put_pod)
+    return app

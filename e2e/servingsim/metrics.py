@@ -1,0 +1,361 @@
+"""Prometheus metrics of each runtime, with its real metric names and exposition.
+
+Every simulated pod server owns one CollectorRegistry.  vLLM itself uses
+prometheus_client, so its page is prometheus_client's own output.  TGI renders
+with the Rust `metrics-exporter-prometheus` crate (counters carry no `_total`
+suffix, no `_created` series) and llama.cpp writes its page by hand
+(`# TYPE llamacpp:prompt_tokens_total counter`); those two pages are rendered from
+the same registry in the layout the real servers use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+
+from .modelconfig import ModelConfig
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+LLAMACPP_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Load to report at scrape time."""
+
+    waiting: int
+    running: int
+    kv_cache_usage: float | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One generation request that completed."""
+
+    seconds: float
+    queue_seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    finish: str
+
+
+class Meters(Protocol):
+    """The metrics of one simulated server."""
+
+    registry: CollectorRegistry
+
+    def request_started(self) -> None: ...
+
+    def request_finished(self, done: Finished) -> None: ...
+
+    def request_failed(self, err: str) -> None: ...
+
+    def render(self, snapshot: Snapshot) -> tuple[bytes, str]: ...
+
+
+def format_value(value: float) -> str:
+    """Integers without a trailing `.0`, as the Rust and C++ exporters print them."""
+    if value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+def render_plain(families: Iterable[Metric], *, typed_by_sample_name: bool) -> bytes:
+    """Render families without `_created` series.
+
+    typed_by_sample_name=False (metrics-exporter-prometheus): a counter's samples are
+    named like the family (`tgi_request_count 3`).  True (llama.cpp): the family is
+    announced under its sample name (`# TYPE llamacpp:prompt_tokens_total counter`).
+    """
+    lines: list[str] = []
+    for family in families:
+        samples = [s for s in family.samples if not s.name.endswith("_created")]
+        if not samples:
+            continue
+        name = family.name
+        if family.type == "counter":
+            name = family.name + "_total" if typed_by_sample_name else family.name
+        lines.append(f"# HELP {name} {family.documentation}")
+        lines.append(f"# TYPE {name} {family.type}")
+        for sample in samples:
+            sample_name = sample.name
+            if family.type == "counter" and not typed_by_sample_name:
+                sample_name = sample_name.removesuffix("_total")
+            lines.append(f"{sample_name}{_labels(sample.labels)} {format_value(sample.value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _tgi_duration_buckets() -> list[float]:
+    # router/src/server.rs: 35 buckets, a geometric sequence from 0.0001 * 1.5.
+    buckets, value = [], 0.0001
+    for _ in range(35):
+        value *= 1.5
+        buckets.append(value)
+    return buckets
+
+
+class TgiMeters:
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._cfg = cfg
+        self.request_count = Counter("tgi_request_count", "Number of inference requests", registry=r)
+        self.request_success = Counter("tgi_request_success", "Number of successful requests", registry=r)
+        self.request_failure = Counter("tgi_request_failure", "Number of failed requests", ["err"], registry=r)
+        durations = _tgi_duration_buckets()
+        self.duration = Histogram("tgi_request_duration", "Request duration", buckets=durations, registry=r)
+        self.queue_duration = Histogram(
+            "tgi_request_queue_duration",
+            "Request queue duration",
+            buckets=durations,
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "tgi_request_inference_duration",
+            "Request inference duration",
+            buckets=durations,
+            registry=r,
+        )
+        self.per_token = Histogram(
+            "tgi_request_mean_time_per_token_duration",
+            "Mean time per token per request",
+            buckets=durations,
+            registry=r,
+        )
+        self.input_length = Histogram(
+            "tgi_request_input_length",
+            "Input token length per request",
+            buckets=[cfg.max_input_tokens / 100.0 * (x + 1) for x in range(100)],
+            registry=r,
+        )
+        self.generated_tokens = Histogram(
+            "tgi_request_generated_tokens",
+            "Generated tokens per request",
+            buckets=[cfg.max_total_tokens / 100.0 * (x + 1) for x in range(100)],
+            registry=r,
+        )
+        self.queue_size = Gauge("tgi_queue_size", "Current queue size", registry=r)
+        self.batch_size = Gauge("tgi_batch_current_size", "Current batch size", registry=r)
+        self.batch_max_tokens = Gauge(
+            "tgi_batch_current_max_tokens",
+            "Maximum tokens for the current batch",
+            registry=r,
+        )
+        self.batch_max_total = Gauge(
+            "tgi_batch_max_total_tokens",
+            "Maximum amount of tokens in total",
+            registry=r,
+        )
+        self.batch_max_total.set(cfg.max_batch_total_tokens)
+
+    def request_started(self) -> None:
+        self.request_count.inc()
+
+    def request_finished(self, done: Finished) -> None:
+        self.request_success.inc()
+        self.duration.observe(done.seconds)
+        self.queue_duration.observe(done.queue_seconds)
+        inference = max(0.0, done.seconds - done.queue_seconds)
+        self.inference_duration.observe(inference)
+        self.per_token.observe(inference / max(1, done.completion_tokens))
+        self.input_length.observe(done.prompt_tokens)
+        self.generated_tokens.observe(done.completion_tokens)
+
+    def request_failed(self, err: str) -> None:
+        self.request_failure.labels(err).inc()
+
+    def render(self, snapshot: Snapshot) -> tuple[bytes, str]:
+        self.queue_size.set(snapshot.waiting)
+        self.batch_size.set(snapshot.running)
+        per_request = min(self._cfg.max_total_tokens, 512)
+        self.batch_max_tokens.set(snapshot.running * per_request)
+        return render_plain(self.registry.collect(), typed_by_sample_name=False), TEXT_PLAIN
+
+
+_VLLM_LATENCY_BUCKETS = [
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
+    40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+]  # fmt: skip
+_VLLM_TTFT_BUCKETS = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+    0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+]  # fmt: skip
+
+
+class VllmMeters:
+    """vllm/v1/metrics/loggers.py: labels model_name and engine on every series."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._cfg = cfg
+        self._labels = (cfg.model_id, "0")
+        names = ["model_name", "engine"]
+        self.running = Gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            names,
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            names,
+            registry=r,
+        )
+        self.kv_usage = Gauge(
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            names,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "vllm:prompt_tokens",
+            "Number of prefill tokens processed.",
+            names,
+            registry=r,
+        )
+        self.generation_tokens = Counter(
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            names,
+            registry=r,
+        )
+        self.success = Counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*names, "finished_reason"],
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            names,
+            buckets=_VLLM_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            names,
+            buckets=_VLLM_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            names,
+            buckets=_VLLM_TTFT_BUCKETS,
+            registry=r,
+        )
+        # Series exist from start-up (vLLM creates its labelled children eagerly).
+        for metric in (self.running, self.waiting, self.kv_usage):
+            metric.labels(*self._labels)
+        for counter in (self.prompt_tokens, self.generation_tokens):
+            counter.labels(*self._labels)
+        for reason in ("stop", "length", "abort"):
+            self.success.labels(*self._labels, reason)
+        for hist in (self.e2e, self.queue_time, self.ttft):
+            hist.labels(*self._labels)
+
+    def request_started(self) -> None:
+        return None
+
+    def request_finished(self, done: Finished) -> None:
+        reason = "length" if done.finish == "length" else "stop"
+        self.success.labels(*self._labels, reason).inc()
+        self.prompt_tokens.labels(*self._labels).inc(done.prompt_tokens)
+        self.generation_tokens.labels(*self._labels).inc(done.completion_tokens)
+        self.e2e.labels(*self._labels).observe(done.seconds)
+        self.queue_time.labels(*self._labels).observe(done.queue_seconds)
+        self.ttft.labels(*self._labels).observe(done.seconds)
+
+    def request_failed(self, err: str) -> None:
+        return None
+
+    def render(self, snapshot: Snapshot) -> tuple[bytes, str]:
+        self.waiting.labels(*self._labels).set(snapshot.waiting)
+        self.running.labels(*self._labels).set(snapshot.running)
+        usage = snapshot.kv_cache_usage
+        if usage is None:
+            usage = min(1.0, snapshot.running / max(1, self._cfg.parallel_slots))
+        self.kv_usage.labels(*self._labels).set(usage)
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class LlamacppMeters:
+    """tools/server: counters first, then gauges, each `# HELP`/`# TYPE`/value."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._cfg = cfg
+        p = "llamacpp:"
+        self.prompt_tokens = Counter(p + "prompt_tokens", "Number of prompt tokens processed.", registry=r)
+        self.prompt_seconds = Counter(p + "prompt_seconds", "Prompt process time", registry=r)
+        self.predicted = Counter(p + "tokens_predicted", "Number of generation tokens processed.", registry=r)
+        self.predicted_seconds = Counter(p + "tokens_predicted_seconds", "Predict process time", registry=r)
+        self.n_decode = Counter(p + "n_decode", "Total number of llama_decode() calls", registry=r)
+        self.prompt_rate = Gauge(
+            p + "prompt_tokens_seconds",
+            "Average prompt throughput in tokens/s.",
+            registry=r,
+        )
+        self.predict_rate = Gauge(
+            p + "predicted_tokens_seconds",
+            "Average generation throughput in tokens/s.",
+            registry=r,
+        )
+        self.processing = Gauge(p + "requests_processing", "Number of requests processing.", registry=r)
+        self.deferred = Gauge(p + "requests_deferred", "Number of requests deferred.", registry=r)
+        self.busy_slots = Gauge(
+            p + "n_busy_slots_per_decode",
+            "Average number of busy slots per llama_decode() call",
+            registry=r,
+        )
+
+    def request_started(self) -> None:
+        return None
+
+    def request_finished(self, done: Finished) -> None:
+        inference = max(0.0, done.seconds - done.queue_seconds)
+        self.prompt_tokens.inc(done.prompt_tokens)
+        self.predicted.inc(done.completion_tokens)
+        self.prompt_seconds.inc(inference / 10.0)
+        self.predicted_seconds.inc(inference * 0.9)
+        self.n_decode.inc(1 + done.completion_tokens)
+        if inference > 0:
+            self.prompt_rate.set(done.prompt_tokens / (inference / 10.0))
+            self.predict_rate.set(done.completion_tokens / (inference * 0.9))
+
+    def request_failed(self, err: str) -> None:
+        return None
+
+    def render(self, snapshot: Snapshot) -> tuple[bytes, str]:
+        self.processing.set(snapshot.running)
+        self.deferred.set(snapshot.waiting)
+        self.busy_slots.set(min(snapshot.running, self._cfg.parallel_slots))
+        families = list(self.registry.collect())
+        ordered = [f for f in families if f.type == "counter"] + [f for f in families if f.type != "counter"]
+        return render_plain(ordered, typed_by_sample_name=True), LLAMACPP_CONTENT_TYPE

@@ -1,0 +1,185 @@
+"""The status of a GemmaDeployment, computed from what was planned and what the cluster reports. Pure.
+
+kstatus reads it: observedGeneration with the conditions, Reconciling while a rollout is
+under way, Stalled when the spec cannot be satisfied, Ready when the current generation is
+rolled out and available. Domain conditions add the detail: Planned, Scheduled, Available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gemma_operator.api import ConditionStatus, PlanReport
+
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value, ConditionStatus.UNKNOWN.value
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What status needs to know of one serving pod."""
+
+    name: str
+    node: str
+    ready: bool
+    unschedulable_message: str | None = None
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the spec cannot be served now: a CamelCase reason and a message with the numbers."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the status is computed from."""
+
+    generation: int
+    desired_replicas: int
+    plan: PlanReport | None = None
+    refusal: Refusal | None = None
+    deployment: Mapping[str, Any] | None = None
+    pods: Sequence[PodState] = field(default_factory=tuple)
+    scheduling_hint: str = ""
+    selector: str = ""
+    endpoint: str = ""
+
+
+def _condition(
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    observed: Observed,
+    previous: Mapping[str, Mapping[str, Any]],
+    now: str,
+) -> dict[str, Any]:
+    before = previous.get(kind, {})
+    # The transition time moves only when the status does, as metav1.Condition requires.
+    moved = before.get("status") != status or not before.get("lastTransitionTime")
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now if moved else before["lastTransitionTime"],
+        "observedGeneration": observed.generation,
+    }
+
+
+def _rollout(observed: Observed) -> tuple[bool, str]:
+    """Whether the Deployment has rolled out this generation's template to every replica, and if not, why."""
+    deployment = observed.deployment
+    if deployment is None:
+        return False, "the Deployment does not exist yet"
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation", 0)
+    desired = observed.desired_replicas
+    updated, available, total = (status.get(k, 0) for k in ("updatedReplicas", "availableReplicas", "replicas"))
+    if status.get("observedGeneration", 0) < generation:
+        return False, "the Deployment controller has not seen the new template yet"
+    if updated < desired:
+        return False, f"{updated}/{desired} replicas updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas still terminating"
+    if available < desired:
+        return False, f"{available}/{desired} replicas available"
+    return True, f"{available}/{desired} replicas available"
+
+
+def _planned(plan: PlanReport | None) -> tuple[str, str, str]:
+    """Status, reason and message of the Planned condition."""
+    if plan is None:
+        return FALSE, "NotPlanned", "the spec could not be planned"
+    if not plan.fits:
+        return FALSE, "DoesNotFit", "; ".join(plan.problems)
+    hardware = "-"
+    if plan.placement is not None:
+        placement = plan.placement
+        hardware = (
+            f"{placement.gpus_per_replica} x {placement.accelerator_class}"
+            if placement.gpus_per_replica
+            else placement.target.value
+        )
+    runtime = plan.runtime.name.value if plan.runtime else "-"
+    memory = (
+        f": {plan.memory.required_gi_b:.1f} of {plan.memory.available_gi_b:.1f} GiB per replica" if plan.memory else ""
+    )
+    return TRUE, "Planned", f"{runtime} on {hardware}{memory}"
+
+
+def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """The whole status object for one GemmaDeployment."""
+    previous = {c.get("type", ""): c for c in previous_status.get("conditions") or []}
+
+    def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
+        return _condition(kind, status, reason, message, observed, previous, now)
+
+    pods = [pod for pod in observed.pods if not pod.terminating]
+    ready_pods = sum(1 for pod in pods if pod.ready)
+    base = {
+        "observedGeneration": observed.generation,
+        "replicas": len(pods),
+        "readyReplicas": ready_pods,
+        "selector": observed.selector,
+        "endpoint": observed.endpoint,
+    }
+    if observed.plan is not None:
+        base["plan"] = observed.plan.to_wire()
+
+    planned = _planned(observed.plan)
+    if observed.refusal is not None:
+        refusal = observed.refusal
+        conditions = [
+            condition("Ready", FALSE, refusal.reason, refusal.message),
+            condition("Reconciling", FALSE, refusal.reason, "waiting for the spec or the cluster to change"),
+            condition("Stalled", TRUE, refusal.reason, refusal.message),
+            condition("Planned", *planned),
+        ]
+        return {**base, "conditions": conditions}
+
+    unschedulable = [pod for pod in pods if pod.unschedulable_message]
+    if unschedulable:
+        detail = unschedulable[0].unschedulable_message or ""
+        hint = f"; {observed.scheduling_hint}" if observed.scheduling_hint else ""
+        scheduled = condition(
+            "Scheduled",
+            FALSE,
+            "Unschedulable",
+            f"{len(unschedulable)}/{len(pods)} pods cannot be scheduled: {detail}{hint}",
+        )
+    elif pods and all(pod.node for pod in pods):
+        nodes = sorted({pod.node for pod in pods})
+        scheduled = condition("Scheduled", TRUE, "Scheduled", f"{len(pods)} pods on {', '.join(nodes)}")
+    else:
+        scheduled = condition("Scheduled", UNKNOWN, "Pending", "waiting for pods")
+
+    rolled_out, progress = _rollout(observed)
+    if observed.desired_replicas == 0:
+        available = condition("Available", TRUE, "ScaledToZero", "0 replicas desired")
+    elif rolled_out:
+        available = condition("Available", TRUE, "MinimumReplicasAvailable", progress)
+    else:
+        available = condition("Available", FALSE, "RollingOut", progress)
+
+    ready = rolled_out or observed.desired_replicas == 0
+    reason = "Unschedulable" if unschedulable else "RollingOut"
+    conditions = [
+        condition(
+            "Ready",
+            TRUE if ready else FALSE,
+            "Ready" if ready else reason,
+            progress if ready else f"rolling out: {progress}",
+        ),
+        condition("Reconciling", FALSE if ready else TRUE, "Ready" if ready else reason, "" if ready else progress),
+        condition("Stalled", FALSE, "Planned", ""),
+        condition("Planned", *planned),
+        scheduled,
+        available,
+    ]
+    return {**base, "conditions": conditions}

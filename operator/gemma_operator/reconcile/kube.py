@@ -1,0 +1,137 @@
+"""The few Kubernetes API calls the operator makes, on the official client. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from gemma_operator.api import API_VERSION, KIND, PLURAL
+
+FIELD_MANAGER: Final = "gemma-operator"
+NOT_FOUND, CONFLICT = 404, 409
+
+# Plural resource names of the kinds the operator touches.
+PLURALS: Final[dict[tuple[str, str], str]] = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("v1", "Service"): "services",
+    ("v1", "Secret"): "secrets",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    (API_VERSION, KIND): PLURAL,
+}
+METADATA_ONLY: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Mapping[str, Any]) -> ObjectRef:
+        metadata = manifest["metadata"]
+        return cls(manifest["apiVersion"], manifest["kind"], metadata.get("namespace", ""), metadata["name"])
+
+    def path(self, subresource: str = "") -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        plural = PLURALS[(self.api_version, self.kind)]
+        path = f"{prefix}/namespaces/{self.namespace}/{plural}/{self.name}"
+        return f"{path}/{subresource}" if subresource else path
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class ApiError(Exception):
+    """A failed API call, with the status code and the API server's own message."""
+
+    def __init__(self, operation: str, ref: ObjectRef, status: int, message: str) -> None:
+        super().__init__(f"{operation} {ref}: {status} {message}")
+        self.operation = operation
+        self.status = status
+
+
+class KubeApi:
+    """get, apply, delete and status patches through one authenticated ApiClient."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        ref: ObjectRef,
+        *,
+        subresource: str = "",
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        body: object = None,
+    ) -> dict[str, Any] | None:
+        request = self.client.param_serialize(
+            method,
+            ref.path(subresource),
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": accept},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.client.call_api(*request)
+            data: bytes = response.read()  # type: ignore[no-untyped-call]
+        except ApiException as error:
+            if error.status == NOT_FOUND and method in ("GET", "DELETE"):
+                return None
+            raise ApiError(operation, ref, int(error.status or 0), _reason(error)) from None
+        if response.status >= 300:
+            if response.status == NOT_FOUND and method in ("GET", "DELETE"):
+                return None
+            raise ApiError(operation, ref, response.status, data.decode(errors="replace")[:500])
+        result: dict[str, Any] = json.loads(data) if data else {}
+        return result
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return self._call("get", "GET", ref)
+
+    def exists(self, ref: ObjectRef) -> bool:
+        """Whether the object exists, fetching its metadata only (a Secret's data never reaches us)."""
+        return self._call("get", "GET", ref, accept=METADATA_ONLY) is not None
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the operator's field manager, taking ownership of conflicting fields."""
+        ref = ObjectRef.of(manifest)
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        result = self._call(
+            "apply", "PATCH", ref, query=query, content_type="application/apply-patch+yaml", body=dict(manifest)
+        )
+        return result or {}
+
+    def delete(self, ref: ObjectRef) -> None:
+        self._call("delete", "DELETE", ref, body={"propagationPolicy": "Background"})
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        ref = ObjectRef(API_VERSION, KIND, namespace, name)
+        self._call(
+            "patch status",
+            "PATCH",
+            ref,
+            subresource="status",
+            content_type="application/merge-patch+json",
+            body={"status": dict(status)},
+        )
+
+
+def _reason(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "").get("message", error.reason))
+    except (TypeError, ValueError):
+        return str(error.reason)

@@ -1,0 +1,59 @@
+"""Reading pods and nodes into what status and placement need. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gemma_operator.api import PlanReport, Target
+from gemma_operator.planning import NodeInfo
+from gemma_operator.planning.inventory import GPU_RESOURCE, matches_selector
+from gemma_operator.planning.quantity import parse_quantity
+from gemma_operator.reconcile.conditions import PodState
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    metadata, spec, status = (pod.get(key) or {} for key in ("metadata", "spec", "status"))
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    scheduled = conditions.get("PodScheduled", {})
+    unschedulable = scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
+    return PodState(
+        name=str(metadata.get("name", "")),
+        node=str(spec.get("nodeName") or ""),
+        ready=conditions.get("Ready", {}).get("status") == "True",
+        unschedulable_message=str(scheduled.get("message", "")) if unschedulable else None,
+        terminating=bool(metadata.get("deletionTimestamp")) or status.get("phase") in TERMINAL_PHASES,
+    )
+
+
+def gpus_requested(pod: Mapping[str, Any]) -> int:
+    """GPUs a pod holds on its node: the sum over its containers' requests (limits stand in)."""
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        amount = (resources.get("requests") or {}).get(GPU_RESOURCE) or (resources.get("limits") or {}).get(
+            GPU_RESOURCE
+        )
+        if amount:
+            total += int(parse_quantity(amount))
+    return total
+
+
+def free_gpus_hint(plan: PlanReport | None, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int]) -> str:
+    """For GPU plans, how many nodes of the class have a replica's GPUs free.
+
+    For example "0/2 h100 nodes have 4 free nvidia.com/gpu (most free: 2)".
+    """
+    if plan is None or plan.placement is None or plan.placement.target is not Target.GPU:
+        return ""
+    placement = plan.placement
+    candidates = [
+        node for node in nodes if matches_selector(node, placement.node_selector, placement.excluded_node_labels)
+    ]
+    free = [node.gpus - gpus_in_use.get(node.name, 0) for node in candidates]
+    needed = placement.gpus_per_replica
+    enough = sum(1 for f in free if f >= needed)
+    summary = f"{enough}/{len(candidates)} {placement.accelerator_class} nodes have {needed} free {GPU_RESOURCE}"
+    return summary + (f" (most free: {max(free)})" if free else "")

@@ -1,0 +1,255 @@
+"""One reconcile of one GemmaDeployment: plan, apply what differs, prune, and write status when it changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from gemma_operator.api import API_VERSION, KIND, GemmaDeployment, InvalidSpec, PlanReport, parse_deployment
+from gemma_operator.catalog import AcceleratorClasses
+from gemma_operator.planning import NodeInfo, plan
+from gemma_operator.reconcile import metrics
+from gemma_operator.reconcile.conditions import Observed, Refusal, compute_status
+from gemma_operator.reconcile.diffing import drifted, merge_patch
+from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
+from gemma_operator.reconcile.observe import free_gpus_hint, pod_state
+from gemma_operator.rendering import Identity, child_name, endpoint, render
+
+# Children that exist only for some specs; the others (Deployment, Service) always do.
+OPTIONAL_CHILDREN: tuple[tuple[str, str], ...] = (
+    ("policy/v1", "PodDisruptionBudget"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+)
+# Refusals that a change in the cluster (not the spec) can lift: retried with backoff.
+RETRYABLE = frozenset({"SecretNotFound", "NoNodeFits"})
+MAX_BACKOFF_SECONDS = 600
+
+Key = tuple[str, str]
+Warn = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the indexes know, passed in so that reconcile reads no lists from the API."""
+
+    nodes: Sequence[NodeInfo] = ()
+    gpus_in_use: Mapping[str, int] = field(default_factory=dict)
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str
+    retry_after: float | None = None
+
+
+@dataclass
+class Reconciler:
+    """Shared state of the operator's reconciles: the API, the configuration and per-object memory."""
+
+    api: KubeApi
+    classes: AcceleratorClasses
+    locks: defaultdict[Key, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
+    written: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # Per child: the manifest last applied and the resourceVersion the API server answered with.
+    applied: dict[ObjectRef, tuple[str, str]] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, key: Key) -> threading.Lock:
+        with self._guard:
+            return self.locks[key]
+
+    def forget(self, key: Key) -> None:
+        with self._guard:
+            self.locks.pop(key, None)
+            self.written.pop(key, None)
+            children = (key[0], child_name(key[1]))
+            for ref in [ref for ref in self.applied if (ref.namespace, ref.name) == children]:
+                self.applied.pop(ref, None)
+        metrics.CENSUS.forget(key)
+
+    def reconcile(self, body: Mapping[str, Any], cluster: Cluster, warn: Warn, retry: int = 0) -> Outcome:
+        metadata = body.get("metadata") or {}
+        key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+        started = time.monotonic()
+        with self.lock(key):
+            try:
+                outcome = self._reconcile(key, body, cluster, warn, retry)
+            except ApiError as error:
+                metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
+                outcome = Outcome("error", retry_after=_backoff(retry))
+                warn("ApiError", str(error))
+        metrics.RECONCILES.labels(outcome.result).inc()
+        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        return outcome
+
+    def _reconcile(self, key: Key, body: Mapping[str, Any], cluster: Cluster, warn: Warn, retry: int) -> Outcome:
+        metadata = body["metadata"]
+        generation = int(metadata.get("generation", 0))
+        try:
+            deployment = parse_deployment(body)
+            report = plan(deployment, self.classes, cluster.nodes or None)
+        except InvalidSpec as error:
+            return self._refuse(key, body, Observed(generation, 0), Refusal("InvalidSpec", str(error)), warn, retry)
+
+        replicas = deployment.spec.replicas
+        identity = Identity.of(deployment)
+        observed = Observed(
+            generation=generation,
+            desired_replicas=replicas,
+            plan=report,
+            pods=[pod_state(pod) for pod in cluster.pods],
+            selector=identity.selector_string,
+            endpoint=endpoint(deployment, report) if report.runtime else "",
+        )
+        refusal = _plan_refusal(report) or self._missing_secret(deployment)
+        if refusal is not None:
+            return self._refuse(key, body, observed, refusal, warn, retry)
+
+        live_deployment = self._apply_children(deployment, report, replicas, owner=_owner(body), warn=warn)
+        hint = free_gpus_hint(report, cluster.nodes, cluster.gpus_in_use)
+        observed = replace(observed, deployment=live_deployment, scheduling_hint=hint)
+        self._write_status(key, body, observed)
+        return Outcome("reconciled")
+
+    def _refuse(
+        self, key: Key, body: Mapping[str, Any], observed: Observed, refusal: Refusal, warn: Warn, retry: int
+    ) -> Outcome:
+        previous = self._previous_status(key, body)
+        conditions = previous.get("conditions") or []
+        stalled_before: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Stalled"), {})
+        if stalled_before.get("status") != "True" or stalled_before.get("message") != refusal.message:
+            warn(refusal.reason, refusal.message)
+        self._write_status(key, body, replace(observed, refusal=refusal))
+        return Outcome("stalled", retry_after=_backoff(retry) if refusal.reason in RETRYABLE else None)
+
+    def _missing_secret(self, deployment: GemmaDeployment) -> Refusal | None:
+        reference = deployment.spec.model.token_secret_ref
+        if reference is None:
+            return None
+        ref = ObjectRef("v1", "Secret", deployment.metadata.namespace, reference.name)
+        if self.api.exists(ref):
+            return None
+        return Refusal(
+            "SecretNotFound",
+            f"Secret {ref.namespace}/{ref.name} (key {reference.key}) named by spec.model.tokenSecretRef "
+            "does not exist; create it and the rollout continues",
+        )
+
+    def _apply_children(
+        self, deployment: GemmaDeployment, report: PlanReport, replicas: int, owner: dict[str, Any], warn: Warn
+    ) -> dict[str, Any] | None:
+        """Apply each child that is missing or drifted; delete optional children no longer wanted."""
+        live_deployment = None
+        wanted_kinds = set()
+        for manifest in render(deployment, report, replicas):
+            manifest["metadata"]["ownerReferences"] = [owner]
+            ref = ObjectRef.of(manifest)
+            wanted_kinds.add((ref.api_version, ref.kind))
+            live = self.api.get(ref)
+            if live is None or self._needs_apply(ref, manifest, live):
+                try:
+                    live = self.api.apply(manifest)
+                except ApiError as error:
+                    if ref.kind == "ServiceMonitor" and error.status == 404:
+                        warn(
+                            "ServiceMonitorUnavailable",
+                            "the ServiceMonitor CRD is not installed; no ServiceMonitor created",
+                        )
+                        continue
+                    raise
+                metrics.API_WRITES.labels("apply").inc()
+                self.applied[ref] = (_fingerprint(manifest), str(live.get("metadata", {}).get("resourceVersion", "")))
+            if ref.kind == "Deployment":
+                live_deployment = live
+        for api_version, kind in OPTIONAL_CHILDREN:
+            if (api_version, kind) in wanted_kinds:
+                continue
+            ref = ObjectRef(api_version, kind, deployment.metadata.namespace, Identity.of(deployment).name)
+            existing = self.api.get(ref)
+            if existing is not None and _owned_by(existing, owner):
+                self.api.delete(ref)
+                metrics.API_WRITES.labels("delete").inc()
+        return live_deployment
+
+    def _needs_apply(self, ref: ObjectRef, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+        """Drift, unless the live object is exactly what our last apply of this very manifest produced.
+
+        The guard keeps a value the API server normalises differently from how we render it
+        from turning into an apply on every event.
+        """
+        if not drifted(manifest, live):
+            return False
+        version = str((live.get("metadata") or {}).get("resourceVersion", ""))
+        return self.applied.get(ref) != (_fingerprint(manifest), version)
+
+    def _previous_status(self, key: Key, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.written.get(key) or dict(body.get("status") or {})
+
+    def _write_status(self, key: Key, body: Mapping[str, Any], observed: Observed) -> None:
+        previous = self._previous_status(key, body)
+        status = compute_status(observed, previous, _now())
+        # Only conditions whose content changed get a new transition time, so an unchanged
+        # status compares equal and is not written.
+        patch = merge_patch(previous, status)
+        if patch:
+            self.api.patch_status(key[0], key[1], patch)
+            metrics.API_WRITES.labels("status").inc()
+        self.written[key] = status
+        ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
+        spec = body.get("spec") or {}
+        placement = observed.plan.placement if observed.plan else None
+        metrics.CENSUS.record(
+            key,
+            str((spec.get("model") or {}).get("variant", "")),
+            observed.plan.runtime.name.value if observed.plan and observed.plan.runtime else "",
+            placement.target.value if placement else "",
+            ready,
+        )
+
+
+def _plan_refusal(report: PlanReport) -> Refusal | None:
+    if report.fits:
+        return None
+    if report.runtime is None:
+        reason = "Unsatisfiable"
+    elif any(problem.startswith("no node can host") for problem in report.problems):
+        reason = "NoNodeFits"
+    else:
+        reason = "DoesNotFit"
+    return Refusal(reason, "; ".join(report.problems))
+
+
+def _owner(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    return any(ref.get("uid") == owner["uid"] for ref in (child.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _fingerprint(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _backoff(retry: int) -> float:
+    return float(min(MAX_BACKOFF_SECONDS, 15 * 2 ** min(retry, 6)))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

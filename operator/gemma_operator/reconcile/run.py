@@ -1,0 +1,60 @@
+"""`gemma-operator run`: configure and start the kopf operator."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import kopf
+from kubernetes import client, config
+from prometheus_client import start_http_server
+
+from gemma_operator.catalog import default_accelerator_classes, load_accelerator_classes
+from gemma_operator.reconcile import handlers  # noqa: F401  (importing registers the kopf handlers)
+from gemma_operator.reconcile.kube import KubeApi
+from gemma_operator.reconcile.reconciler import Reconciler
+
+
+@dataclass(frozen=True)
+class Options:
+    namespaces: tuple[str, ...] = ()
+    peering: str | None = None
+    liveness: str | None = "http://0.0.0.0:8080/healthz"
+    metrics_port: int | None = 9090
+    metrics_address: str = "0.0.0.0"
+    accelerator_classes: Path | None = None
+    json_logs: bool = False
+    verbose: bool = False
+
+
+def _api_client() -> client.ApiClient:
+    """KUBECONFIG (or ~/.kube/config) when there is one, else the in-cluster service account."""
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def run_operator(options: Options) -> None:
+    kopf.configure(
+        verbose=options.verbose, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.PLAIN
+    )
+    classes = (
+        load_accelerator_classes(options.accelerator_classes)
+        if options.accelerator_classes
+        else default_accelerator_classes()
+    )
+    if options.metrics_port is not None:
+        start_http_server(options.metrics_port, addr=options.metrics_address)
+    memo = kopf.Memo(reconciler=Reconciler(api=KubeApi(_api_client()), classes=classes))
+    logging.getLogger("gemma_operator").info("watching %s", ", ".join(options.namespaces) or "all namespaces")
+    kopf.run(
+        clusterwide=not options.namespaces,
+        namespaces=options.namespaces,
+        standalone=options.peering is None,
+        peering_name=options.peering,
+        liveness_endpoint=options.liveness,
+        memo=memo,
+    )
