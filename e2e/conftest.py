@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from operator_process import CRD, OperatorProcess, operator_env
 from plane import (
     ROOT,
     Plane,
@@ -96,3 +97,15 @@ def run_kubectl(plane: Plane) -> Callable[..., Any]:
         return kubectl(plane, *args, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator, running as its own process against the plane, with the CRD installed."""
+    kubectl(plane, "apply", "--server-side", "-f", str(CRD))
+    kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
+    log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
+    process = OperatorProcess(operator_env(plane.env), log_path)
+    process.start()
+    yield process
+    process.stop()

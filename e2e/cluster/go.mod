@@ -12,7 +12,7 @@ require (
 	k8s.io/apimachinery v0.36.5
 	k8s.io/client-go v0.36.5
 	k8s.io/component-base v0.36.5
-	k8s.io/kubectl v0.30.1
+	k8s.io/kubectl v0.36.5
 	k8s.io/kubernetes v1.36.5
 	k8s.io/utils v0.0.0-20260210185600-b8788abfbbc2
 	sigs.k8s.io/cli-utils v0.37.2
@@ -174,7 +174,7 @@ require (
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/apiextensions-apiserver v0.30.1 // indirect
+	k8s.io/apiextensions-apiserver v0.36.5 // indirect
 	k8s.io/apiserver v0.36.5 // indirect
 	k8s.io/cli-runtime v0.36.5 // indirect
 	k8s.io/cloud-provider v0.36.5 // indirect

@@ -3,7 +3,8 @@
 # two export lines that `up` prints.
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="${ROOT:-$(cd "$HERE/../.." && pwd)}"
+# The repo root, from where this file is (an inherited $ROOT is not trusted).
+ROOT="$(cd "$HERE/../.." && pwd)"
 STATE="${GEMMA_E2E_STATE:-$ROOT/.e2e/state}"
 BINDIR="${GEMMA_E2E_BIN:-$ROOT/.e2e/bin}"
 PLANE="$BINDIR/gemma-plane"

@@ -23,6 +23,7 @@ class PodState:
     name: str
     node: str
     ready: bool
+    ip: str = ""
     unschedulable_message: str | None = None
     terminating: bool = False
 
@@ -48,6 +49,8 @@ class Observed:
     scheduling_hint: str = ""
     selector: str = ""
     endpoint: str = ""
+    # Condition Verified as (status, reason, message); None when verification is off.
+    verified: tuple[str, str, str] | None = None
 
 
 def _condition(
@@ -72,14 +75,12 @@ def _condition(
     }
 
 
-def _rollout(observed: Observed) -> tuple[bool, str]:
-    """Whether the Deployment has rolled out this generation's template to every replica, and if not, why."""
-    deployment = observed.deployment
+def rollout(deployment: Mapping[str, Any] | None, desired: int) -> tuple[bool, str]:
+    """Whether the Deployment has rolled out its template to every replica, and if not, why."""
     if deployment is None:
         return False, "the Deployment does not exist yet"
     status = deployment.get("status") or {}
     generation = (deployment.get("metadata") or {}).get("generation", 0)
-    desired = observed.desired_replicas
     updated, available, total = (status.get(k, 0) for k in ("updatedReplicas", "availableReplicas", "replicas"))
     if status.get("observedGeneration", 0) < generation:
         return False, "the Deployment controller has not seen the new template yet"
@@ -159,7 +160,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     else:
         scheduled = condition("Scheduled", UNKNOWN, "Pending", "waiting for pods")
 
-    rolled_out, progress = _rollout(observed)
+    rolled_out, progress = rollout(observed.deployment, observed.desired_replicas)
     if observed.desired_replicas == 0:
         available = condition("Available", TRUE, "ScaledToZero", "0 replicas desired")
     elif rolled_out:
@@ -169,17 +170,26 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
 
     ready = rolled_out or observed.desired_replicas == 0
     reason = "Unschedulable" if unschedulable else "RollingOut"
+    waiting = f"rolling out: {progress}"
+    extra = []
+    if observed.verified is not None and observed.desired_replicas:
+        verified_status, verified_reason, verified_message = observed.verified
+        extra.append(condition("Verified", verified_status, verified_reason, verified_message))
+        if ready and verified_status != TRUE:
+            # Ready includes Verified: the pods are up, but the model has not answered yet.
+            ready, reason, waiting = False, verified_reason, f"waiting for the smoke check: {verified_message}"
     conditions = [
         condition(
             "Ready",
             TRUE if ready else FALSE,
             "Ready" if ready else reason,
-            progress if ready else f"rolling out: {progress}",
+            progress if ready else waiting,
         ),
-        condition("Reconciling", FALSE if ready else TRUE, "Ready" if ready else reason, "" if ready else progress),
+        condition("Reconciling", FALSE if ready else TRUE, "Ready" if ready else reason, "" if ready else waiting),
         condition("Stalled", FALSE, "Planned", ""),
         condition("Planned", *planned),
         scheduled,
         available,
+        *extra,
     ]
     return {**base, "conditions": conditions}

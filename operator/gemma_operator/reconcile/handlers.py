@@ -65,7 +65,11 @@ def serving_pods(
     slim = {
         "metadata": {"name": body.metadata.name, "deletionTimestamp": body.metadata.get("deletionTimestamp")},
         "spec": {"nodeName": body.spec.get("nodeName")},
-        "status": {"phase": body.status.get("phase"), "conditions": list(body.status.get("conditions") or [])},
+        "status": {
+            "phase": body.status.get("phase"),
+            "podIP": body.status.get("podIP"),
+            "conditions": list(body.status.get("conditions") or []),
+        },
     }
     return {(namespace or "", labels.get(INSTANCE, "")): slim}
 

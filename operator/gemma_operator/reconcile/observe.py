@@ -23,6 +23,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         name=str(metadata.get("name", "")),
         node=str(spec.get("nodeName") or ""),
         ready=conditions.get("Ready", {}).get("status") == "True",
+        ip=str(status.get("podIP") or ""),
         unschedulable_message=str(scheduled.get("message", "")) if unschedulable else None,
         terminating=bool(metadata.get("deletionTimestamp")) or status.get("phase") in TERMINAL_PHASES,
     )

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gemma_operator.api import API_VERSION, KIND, GemmaDeployment, InvalidSpec, PlanReport, parse_deployment
-from gemma_operator.catalog import AcceleratorClasses
+from gemma_operator.catalog import AcceleratorClasses, runtimes
 from gemma_operator.planning import NodeInfo, plan
 from gemma_operator.reconcile import metrics
-from gemma_operator.reconcile.conditions import Observed, Refusal, compute_status
+from gemma_operator.reconcile.conditions import Observed, Refusal, compute_status, rollout
 from gemma_operator.reconcile.diffing import drifted, merge_patch
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state
+from gemma_operator.reconcile.verification import Verifier
 from gemma_operator.rendering import Identity, child_name, endpoint, render
 
 # Children that exist only for some specs; the others (Deployment, Service) always do.
@@ -60,7 +61,13 @@ class Reconciler:
     written: dict[Key, dict[str, Any]] = field(default_factory=dict)
     # Per child: the manifest last applied and the resourceVersion the API server answered with.
     applied: dict[ObjectRef, tuple[str, str]] = field(default_factory=dict)
+    # What the last reconcile of each object saw, so a finished smoke check can update its status.
+    last_seen: dict[Key, tuple[Mapping[str, Any], Observed]] = field(default_factory=dict)
+    verifier: Verifier = field(init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.verifier = Verifier(on_done=self._verification_done)
 
     def lock(self, key: Key) -> threading.Lock:
         with self._guard:
@@ -70,10 +77,12 @@ class Reconciler:
         with self._guard:
             self.locks.pop(key, None)
             self.written.pop(key, None)
+            self.last_seen.pop(key, None)
             children = (key[0], child_name(key[1]))
             for ref in [ref for ref in self.applied if (ref.namespace, ref.name) == children]:
                 self.applied.pop(ref, None)
         metrics.CENSUS.forget(key)
+        self.verifier.forget(key)
 
     def reconcile(self, body: Mapping[str, Any], cluster: Cluster, warn: Warn, retry: int = 0) -> Outcome:
         metadata = body.get("metadata") or {}
@@ -116,8 +125,37 @@ class Reconciler:
         live_deployment = self._apply_children(deployment, report, replicas, owner=_owner(body), warn=warn)
         hint = free_gpus_hint(report, cluster.nodes, cluster.gpus_in_use)
         observed = replace(observed, deployment=live_deployment, scheduling_hint=hint)
+        if deployment.spec.serving.verify:
+            observed = replace(observed, verified=self._verified(key, observed, report))
+        self.last_seen[key] = (body, observed)
         self._write_status(key, body, observed)
         return Outcome("reconciled")
+
+    def _verified(self, key: Key, observed: Observed, report: PlanReport) -> tuple[str, str, str]:
+        """Condition Verified: a smoke check once this generation is rolled out, against one ready pod."""
+        complete, progress = rollout(observed.deployment, observed.desired_replicas)
+        pod = next((pod for pod in observed.pods if pod.ready and pod.ip and not pod.terminating), None)
+        if not complete or pod is None or report.runtime is None:
+            return "Unknown", "WaitingForRollout", progress if not complete else "waiting for a ready pod"
+        base_url = f"http://{pod.ip}:{runtimes()[report.runtime.name].port}"
+        verification = self.verifier.current(key, observed.generation, base_url)
+        return verification.status, verification.reason, verification.message
+
+    def _verification_done(self, key: Key) -> None:
+        with self.lock(key):
+            seen = self.last_seen.get(key)
+            if seen is None:
+                return
+            body, observed = seen
+            plan_report = observed.plan
+            if plan_report is None:
+                return
+            observed = replace(observed, verified=self._verified(key, observed, plan_report))
+            self.last_seen[key] = (body, observed)
+            try:
+                self._write_status(key, body, observed)
+            except ApiError as error:
+                metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
 
     def _refuse(
         self, key: Key, body: Mapping[str, Any], observed: Observed, refusal: Refusal, warn: Warn, retry: int

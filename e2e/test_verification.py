@@ -1,0 +1,75 @@
+"""The post-rollout smoke check against the simulated runtimes: one per runtime answers, a loading one does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gemma import Gemma, manifest
+from operator_process import OperatorProcess
+from plane import Plane, ServingSim, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def gemma(plane: Plane, namespace: str) -> Gemma:
+    return Gemma(plane.api, namespace)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "spec"),
+    [
+        (
+            "tgi",
+            {"model": {"family": "gemma-3", "variant": "4b"}, "placement": {"target": "gpu", "acceleratorClass": "l4"}},
+        ),
+        ("vllm", {"model": {"variant": "26b-a4b"}}),
+        ("llamacpp", {"model": {"variant": "e2b"}}),
+    ],
+)
+def test_each_runtime_is_verified(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, runtime: str, spec: dict[str, Any]
+) -> None:
+    gemma.create(manifest("smoke", **spec))
+    ready = gemma.wait("smoke", "Ready", timeout=120)
+    assert ready["status"]["plan"]["runtime"]["name"] == runtime
+    verified = next(c for c in ready["status"]["conditions"] if c["type"] == "Verified")
+    assert verified["status"] == "True"
+    assert verified["reason"] == "Answered"
+    (pod,) = gemma.pods("smoke")
+    served = servingsim.pod(gemma.namespace, pod.metadata.name)
+    assert served is not None
+    assert served["runtime"] == runtime
+    # The chat completion really went over HTTP to the pod.
+    assert served["requests"]["byRoute"].get("POST /v1/chat/completions", 0) >= 1
+
+
+def test_a_runtime_that_does_not_answer_is_not_verified(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
+) -> None:
+    gemma.create(manifest("mute", model={"variant": "e2b"}))
+    gemma.wait("mute", "Verified")
+    (pod,) = gemma.pods("mute")
+    servingsim.set_load(gemma.namespace, pod.metadata.name, loading=True)
+    # A change that keeps the pod template makes a new generation on the same pod: verified again.
+    changed = gemma.patch_spec("mute", {"autoscaling": {"maxReplicas": 2}})
+    failed = gemma.wait("mute", "Verified", status="False", generation=changed["metadata"]["generation"], timeout=90)
+    verified = next(c for c in failed["status"]["conditions"] if c["type"] == "Verified")
+    assert "503" in verified["message"]
+    assert gemma.condition("mute", "Ready")["status"] == "False"
+    assert gemma.condition("mute", "Stalled")["status"] == "False"
+
+    servingsim.set_load(gemma.namespace, pod.metadata.name, loading=False)
+    wait_for(
+        lambda: gemma.condition("mute", "Ready").get("status") == "True",
+        timeout=150,
+        message="the recheck finding it answering",
+    )
+
+
+def test_verification_can_be_turned_off(gemma: Gemma, operator: OperatorProcess) -> None:
+    gemma.create(manifest("unverified", model={"variant": "e2b"}, serving={"verify": False}))
+    ready = gemma.wait("unverified", "Ready")
+    assert all(c["type"] != "Verified" for c in ready["status"]["conditions"])
