@@ -210,16 +210,21 @@ def test_invalid_specs_are_refused_without_side_effects(plane: Plane, gemma: Gem
 def test_impossible_placement_reports_scheduling(gemma: Gemma, operator: OperatorProcess) -> None:
     # Two H100 nodes of 8 GPUs hold four replicas of 4 GPUs at most: the fifth stays Pending.
     gemma.create(manifest("hungry", model={"variant": "31b"}, placement={"gpusPerReplica": 4}, replicas=5))
-    condition = wait_for(
-        lambda: (c := gemma.condition("hungry", "Scheduled")) and c["status"] == "False" and c,
-        timeout=90,
-        message="Scheduled=False on hungry",
-    )
-    assert "cannot be scheduled" in condition["message"]
-    assert "Insufficient nvidia.com/gpu" in condition["message"]  # the scheduler's own words
-    assert "h100 nodes have 4 free nvidia.com/gpu" in condition["message"]
-    assert gemma.condition("hungry", "Ready")["status"] == "False"
-    assert gemma.condition("hungry", "Reconciling")["status"] == "True"
+    try:
+        condition = wait_for(
+            lambda: (c := gemma.condition("hungry", "Scheduled")) and c["status"] == "False" and c,
+            timeout=90,
+            message="Scheduled=False on hungry",
+        )
+        assert "cannot be scheduled" in condition["message"]
+        assert "Insufficient nvidia.com/gpu" in condition["message"]  # the scheduler's own words
+        assert "h100 nodes have 4 free nvidia.com/gpu" in condition["message"]
+        assert gemma.condition("hungry", "Ready")["status"] == "False"
+        assert gemma.condition("hungry", "Reconciling")["status"] == "True"
+    finally:
+        # Give the GPUs back before the next test: namespace deletion alone is slow to free them.
+        gemma.delete("hungry")
+        wait_for(lambda: not gemma.pods("hungry"), timeout=60, message="hungry's pods gone")
 
 
 def test_spec_change_rolls_out_a_new_plan(gemma: Gemma, operator: OperatorProcess) -> None:
