@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gemma_operator.cli import commands
+from gemma_operator.cli import commands, simulate
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("-v", "--verbose", action="store_true")
+
+    simulate.add_parser(sub)
     return top
 
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.render_command(args.files, args.nodes, args.accelerator_classes)
         if args.command == "crd":
             return commands.crd_command()
+        if args.command == "simulate-autoscaling":
+            return simulate.simulate_command(args)
         if args.command == "run":
             return commands.run_command(args)
         return commands.capacity_command(args.accelerator_classes, args.output)
