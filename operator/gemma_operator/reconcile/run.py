@@ -41,6 +41,9 @@ def run_operator(options: Options) -> None:
     kopf.configure(
         verbose=options.verbose, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.PLAIN
     )
+    if not options.verbose:
+        # kopf logs every handler success per object: at thousands of pod events, only noise.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     classes = (
         load_accelerator_classes(options.accelerator_classes)
         if options.accelerator_classes
