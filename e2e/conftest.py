@@ -105,7 +105,8 @@ def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     kubectl(plane, "apply", "--server-side", "-f", str(CRD))
     kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
-    process = OperatorProcess(operator_env(plane.env), log_path)
+    # A short autoscaling interval keeps the autoscaling suite quick; the windows are set per test.
+    process = OperatorProcess(operator_env(plane.env), log_path, args=("--autoscaling-interval", "2"))
     process.start()
     yield process
     process.stop()

@@ -24,7 +24,7 @@ from gemma_operator.api.spec import (
     ServingSpec,
     Toleration,
 )
-from gemma_operator.api.status import Condition, GemmaDeploymentStatus
+from gemma_operator.api.status import Condition, GemmaDeploymentStatus, ScalingDecision
 from gemma_operator.api.vocabulary import (
     ConditionStatus,
     Family,
@@ -65,6 +65,7 @@ __all__ = [
     "Precision",
     "Runtime",
     "RuntimeChoice",
+    "ScalingDecision",
     "RuntimePlan",
     "SecretKeyRef",
     "ServingSpec",

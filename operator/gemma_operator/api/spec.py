@@ -207,7 +207,14 @@ class AutoscalingSpec(ApiModel):
                     # has(): the API server also checks the rule against the empty default.
                     "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                     "message": "minReplicas must not exceed maxReplicas",
-                }
+                },
+                {
+                    "rule": (
+                        "!has(self.panicWindowSeconds) || !has(self.stableWindowSeconds)"
+                        " || self.panicWindowSeconds <= self.stableWindowSeconds"
+                    ),
+                    "message": "panicWindowSeconds must not exceed stableWindowSeconds",
+                },
             ]
         }
     }
@@ -215,11 +222,35 @@ class AutoscalingSpec(ApiModel):
     enabled: bool = Field(default=False, description="When true, the operator's autoscaler sets the replica count.")
     min_replicas: int = Field(default=1, ge=1, description="Fewest replicas the autoscaler keeps.")
     max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler asks for.")
+    target_in_flight_per_replica: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests in flight (waiting + running) one replica should carry. Empty: maxConcurrentSequences.",
+    )
+    target_utilization: float = Field(
+        default=0.8, gt=0, le=1, description="Fraction of the target to aim for: the headroom for bursts."
+    )
+    stable_window_seconds: float = Field(default=60, ge=1, description="Window the load is averaged over.")
+    panic_window_seconds: float = Field(
+        default=6, gt=0, description="Short window; load at panicThreshold x capacity over it scales up at once."
+    )
+    panic_threshold: float = Field(default=2.0, gt=1, description="Load over capacity that starts panic mode.")
+    scale_down_delay_seconds: float = Field(
+        default=300, ge=0, description="Scale-down stabilisation: the highest recommendation over this long wins."
+    )
+    scale_down_tolerance: float = Field(
+        default=0.05, ge=0, lt=1, description="Load this close to the current capacity does not scale down."
+    )
+    max_scale_up_rate: float = Field(default=2.0, gt=1, description="Scale up by at most this factor per decision ...")
+    max_scale_up_pods: int = Field(default=4, ge=1, description="... or by this many pods, whichever is more.")
+    max_scale_down_rate: float = Field(default=2.0, gt=1, description="Scale down by at most this factor per decision.")
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must not exceed maxReplicas")
+        if self.panic_window_seconds > self.stable_window_seconds:
+            raise ValueError("panicWindowSeconds must not exceed stableWindowSeconds")
         return self
 
 

@@ -20,6 +20,14 @@ class Condition(ApiModel):
     observed_generation: int = Field(default=0, description="metadata.generation this condition was computed from.")
 
 
+class ScalingDecision(ApiModel):
+    """One change of the autoscaler's replica count, and why."""
+
+    time: str = Field(description="When it was decided (RFC 3339).")
+    replicas: int = Field(description="Replicas decided.")
+    reason: str = Field(description="The load and the rule that led to it.")
+
+
 class GemmaDeploymentStatus(ApiModel):
     """Observed state of a GemmaDeployment."""
 
@@ -34,3 +42,10 @@ class GemmaDeploymentStatus(ApiModel):
     ready_replicas: int = Field(default=0, description="Serving pods that are ready.")
     selector: str = Field(default="", description="Label selector of the serving pods, for the scale subresource.")
     endpoint: str = Field(default="", description="In-cluster URL of the OpenAI-compatible endpoint.")
+    desired_replicas: int | None = Field(
+        default=None, description="Replicas the built-in autoscaler asks for (only with autoscaling.enabled)."
+    )
+    last_scale_time: str = Field(default="", description="When the autoscaler last changed the replica count.")
+    decisions: list[ScalingDecision] = Field(
+        default_factory=list, description="The autoscaler's last few changes, newest last."
+    )

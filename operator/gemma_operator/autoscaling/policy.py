@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gemma_operator.api import AutoscalingSpec
+
 
 @dataclass(frozen=True)
 class AutoscalingPolicy:
@@ -48,6 +50,24 @@ class AutoscalingPolicy:
         ]
         if problems:
             raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_spec(cls, spec: AutoscalingSpec, default_target: float) -> AutoscalingPolicy:
+        """The policy a GemmaDeployment's spec.autoscaling asks for; the target defaults to `default_target`."""
+        return cls(
+            min_replicas=spec.min_replicas,
+            max_replicas=spec.max_replicas,
+            target_in_flight_per_replica=spec.target_in_flight_per_replica or default_target,
+            target_utilization=spec.target_utilization,
+            stable_window_seconds=spec.stable_window_seconds,
+            panic_window_seconds=spec.panic_window_seconds,
+            panic_threshold=spec.panic_threshold,
+            scale_down_delay_seconds=spec.scale_down_delay_seconds,
+            scale_down_tolerance=spec.scale_down_tolerance,
+            max_scale_up_rate=spec.max_scale_up_rate,
+            max_scale_up_pods=spec.max_scale_up_pods,
+            max_scale_down_rate=spec.max_scale_down_rate,
+        )
 
     @property
     def aimed_in_flight_per_replica(self) -> float:

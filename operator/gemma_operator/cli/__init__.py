@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
     run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics server binds")
     run.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+    run.add_argument(
+        "--autoscaling-interval", type=float, default=15.0, metavar="SECONDS", help="how often the autoscaler scrapes"
+    )
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("-v", "--verbose", action="store_true")
 

@@ -211,6 +211,7 @@ def run_command(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port or None,
             metrics_address=args.metrics_address,
             accelerator_classes=accelerator_classes_path(args.accelerator_classes),
+            autoscaling_interval=args.autoscaling_interval,
             json_logs=args.log_format == "json",
             verbose=args.verbose,
         )

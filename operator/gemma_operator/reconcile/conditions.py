@@ -37,6 +37,17 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """The built-in autoscaler's part of the status; conditions as (status, reason, message)."""
+
+    desired: int
+    last_scale_time: str = ""
+    decisions: tuple[Mapping[str, Any], ...] = ()
+    active: tuple[str, str, str] = (UNKNOWN, "WaitingForMetrics", "no scrape yet")
+    limited: tuple[str, str, str] = (FALSE, "WithinLimits", "")
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the status is computed from."""
 
@@ -51,6 +62,7 @@ class Observed:
     endpoint: str = ""
     # Condition Verified as (status, reason, message); None when verification is off.
     verified: tuple[str, str, str] | None = None
+    scaling: Scaling | None = None
 
 
 def _condition(
@@ -123,7 +135,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
 
     pods = [pod for pod in observed.pods if not pod.terminating]
     ready_pods = sum(1 for pod in pods if pod.ready)
-    base = {
+    base: dict[str, Any] = {
         "observedGeneration": observed.generation,
         "replicas": len(pods),
         "readyReplicas": ready_pods,
@@ -132,6 +144,18 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     }
     if observed.plan is not None:
         base["plan"] = observed.plan.to_wire()
+    scaling_conditions = []
+    if observed.scaling is not None:
+        scaling = observed.scaling
+        base |= {
+            "desiredReplicas": scaling.desired,
+            "lastScaleTime": scaling.last_scale_time,
+            "decisions": [dict(decision) for decision in scaling.decisions],
+        }
+        scaling_conditions = [
+            condition("ScalingActive", *scaling.active),
+            condition("ScalingLimited", *scaling.limited),
+        ]
 
     planned = _planned(observed.plan)
     if observed.refusal is not None:
@@ -141,6 +165,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
             condition("Reconciling", FALSE, refusal.reason, "waiting for the spec or the cluster to change"),
             condition("Stalled", TRUE, refusal.reason, refusal.message),
             condition("Planned", *planned),
+            *scaling_conditions,
         ]
         return {**base, "conditions": conditions}
 
@@ -191,5 +216,6 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         scheduled,
         available,
         *extra,
+        *scaling_conditions,
     ]
     return {**base, "conditions": conditions}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -93,20 +93,27 @@ def gemma_by_instance(*, namespace: str | None, name: str, **_: Any) -> dict[tup
     return {(namespace or "", label_value(name)): name}
 
 
-def _reconcile(memo: Any, gemma: Mapping[str, Any], retry: int, indexes: Mapping[str, Any]) -> None:
-    """Reconcile one GemmaDeployment with what the indexes know of the cluster."""
-    reconciler: Reconciler = memo.reconciler
+def _cluster(gemma: Mapping[str, Any], indexes: Mapping[str, Any]) -> Cluster:
+    """What the indexes know of the cluster, as far as one GemmaDeployment is concerned."""
     namespace, name = gemma["metadata"]["namespace"], gemma["metadata"]["name"]
-    cluster = Cluster(
+    return Cluster(
         nodes=[node for store in indexes["node_inventory"].values() for node in store],
         gpus_in_use={node: sum(store) for node, store in indexes["gpu_usage"].items()},
         pods=list(indexes["serving_pods"].get((namespace, label_value(name)), [])),
     )
 
+
+def _warner(gemma: Mapping[str, Any]) -> Callable[[str, str], None]:
     def warn(reason: str, message: str) -> None:
         kopf.warn(cast(kopf.Body, gemma), reason=reason, message=message)
 
-    outcome = reconciler.reconcile(gemma, cluster, warn, retry)
+    return warn
+
+
+def _reconcile(memo: Any, gemma: Mapping[str, Any], retry: int, indexes: Mapping[str, Any]) -> None:
+    """Reconcile one GemmaDeployment with what the indexes know of the cluster."""
+    reconciler: Reconciler = memo.reconciler
+    outcome = reconciler.reconcile(gemma, _cluster(gemma, indexes), _warner(gemma), retry)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(f"{outcome.result}; retrying", delay=outcome.retry_after)
 
@@ -125,6 +132,7 @@ def reconcile_gemma(*, body: kopf.Body, retry: int, memo: Any, **indexes: Any) -
 def forget_deleted(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     if type == "DELETED":
         memo.reconciler.forget((namespace or "", name))
+        memo.autoscaler.forget((namespace or "", name))
 
 
 # --- children and pods: their changes flow into the owner's status, and drift is reverted -------
@@ -151,6 +159,19 @@ def child_changed(*, meta: kopf.Meta, namespace: str | None, memo: Any, **indexe
 def pod_changed(*, namespace: str | None, labels: Mapping[str, str], memo: Any, **indexes: Any) -> None:
     for owner in indexes["gemma_by_instance"].get((namespace or "", labels.get(INSTANCE, "")), []):
         _refresh(namespace or "", owner, memo, indexes)
+
+
+# --- the built-in autoscaler: a timer per GemmaDeployment with autoscaling on ------------------
+# Registered by run.py, which knows the interval.
+
+
+def autoscaling_enabled(*, spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("autoscaling") or {}).get("enabled"))
+
+
+async def autoscale(*, body: kopf.Body, memo: Any, **indexes: Any) -> None:
+    gemma = _essence(body)
+    await memo.autoscaler.tick(gemma, _cluster(gemma, indexes), _warner(gemma))
 
 
 @kopf.on.probe(id="gemmadeployments")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from gemma_operator.probes.scrape import Scrape
 
 RECONCILES = Counter("gemma_operator_reconciles_total", "Reconciles of GemmaDeployments, by result.", ["result"])
 RECONCILE_SECONDS = Histogram(
@@ -20,6 +23,17 @@ API_ERRORS = Counter(
     "gemma_operator_api_errors_total",
     "Failed Kubernetes API calls, by operation and status code.",
     ["operation", "code"],
+)
+DESIRED_REPLICAS = Gauge(
+    "gemma_operator_autoscaler_desired_replicas", "Replicas the built-in autoscaler asks for.", ["namespace", "name"]
+)
+OBSERVED_LOAD = Gauge(
+    "gemma_operator_autoscaler_in_flight_requests",
+    "Requests waiting and running over the ready pods that reported, at the last scrape.",
+    ["namespace", "name"],
+)
+SCRAPE_ERRORS = Counter(
+    "gemma_operator_autoscaler_scrape_errors_total", "Pod metrics scrapes that gave no load.", ["namespace", "name"]
 )
 API_WRITES = Counter(
     "gemma_operator_api_writes_total", "Kubernetes API writes the operator made, by operation.", ["operation"]
@@ -52,6 +66,20 @@ class Census(Collector):
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
         yield family
+
+
+def record_autoscaling(key: tuple[str, str], desired: int, scrapes: Sequence[Scrape]) -> None:
+    DESIRED_REPLICAS.labels(*key).set(desired)
+    OBSERVED_LOAD.labels(*key).set(sum(scrape.load.in_flight for scrape in scrapes if scrape.load is not None))
+    failures = sum(1 for scrape in scrapes if scrape.load is None)
+    if failures:
+        SCRAPE_ERRORS.labels(*key).inc(failures)
+
+
+def forget_autoscaling(key: tuple[str, str]) -> None:
+    for metric in (DESIRED_REPLICAS, OBSERVED_LOAD, SCRAPE_ERRORS):
+        with contextlib.suppress(KeyError):
+            metric.remove(*key)
 
 
 CENSUS = Census()

@@ -42,6 +42,25 @@ def gpus_requested(pod: Mapping[str, Any]) -> int:
     return total
 
 
+def gpu_capacity(
+    plan: PlanReport, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int], placed: int
+) -> int | None:
+    """How many replicas of a GPU plan the nodes can hold: the `placed` ones plus what free GPUs fit.
+
+    None off GPUs, where the scheduler's memory accounting is the limit and is not modelled here.
+    """
+    if plan.placement is None or plan.placement.target is not Target.GPU or not plan.placement.gpus_per_replica:
+        return None
+    placement = plan.placement
+    candidates = [
+        node for node in nodes if matches_selector(node, placement.node_selector, placement.excluded_node_labels)
+    ]
+    fitting = sum(
+        max(0, node.gpus - gpus_in_use.get(node.name, 0)) // placement.gpus_per_replica for node in candidates
+    )
+    return placed + fitting
+
+
 def free_gpus_hint(plan: PlanReport | None, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int]) -> str:
     """For GPU plans, how many nodes of the class have a replica's GPUs free.
 

@@ -16,7 +16,7 @@ from gemma_operator.api import API_VERSION, KIND, GemmaDeployment, InvalidSpec, 
 from gemma_operator.catalog import AcceleratorClasses, runtimes
 from gemma_operator.planning import NodeInfo, plan
 from gemma_operator.reconcile import metrics
-from gemma_operator.reconcile.conditions import Observed, Refusal, compute_status, rollout
+from gemma_operator.reconcile.conditions import Observed, Refusal, Scaling, compute_status, rollout
 from gemma_operator.reconcile.diffing import drifted, merge_patch
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state
@@ -63,6 +63,8 @@ class Reconciler:
     applied: dict[ObjectRef, tuple[str, str]] = field(default_factory=dict)
     # What the last reconcile of each object saw, so a finished smoke check can update its status.
     last_seen: dict[Key, tuple[Mapping[str, Any], Observed]] = field(default_factory=dict)
+    # The built-in autoscaler's latest word per object (it sets replicas when autoscaling is on).
+    scaling: dict[Key, Scaling] = field(default_factory=dict)
     verifier: Verifier = field(init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,10 +80,12 @@ class Reconciler:
             self.locks.pop(key, None)
             self.written.pop(key, None)
             self.last_seen.pop(key, None)
+            self.scaling.pop(key, None)
             children = (key[0], child_name(key[1]))
             for ref in [ref for ref in self.applied if (ref.namespace, ref.name) == children]:
                 self.applied.pop(ref, None)
         metrics.CENSUS.forget(key)
+        metrics.forget_autoscaling(key)
         self.verifier.forget(key)
 
     def reconcile(self, body: Mapping[str, Any], cluster: Cluster, warn: Warn, retry: int = 0) -> Outcome:
@@ -108,11 +112,13 @@ class Reconciler:
         except InvalidSpec as error:
             return self._refuse(key, body, Observed(generation, 0), Refusal("InvalidSpec", str(error)), warn, retry)
 
-        replicas = deployment.spec.replicas
+        scaling = self._scaling(key, deployment, body)
+        replicas = scaling.desired if scaling else deployment.spec.replicas
         identity = Identity.of(deployment)
         observed = Observed(
             generation=generation,
             desired_replicas=replicas,
+            scaling=scaling,
             plan=report,
             pods=[pod_state(pod) for pod in cluster.pods],
             selector=identity.selector_string,
@@ -130,6 +136,25 @@ class Reconciler:
         self.last_seen[key] = (body, observed)
         self._write_status(key, body, observed)
         return Outcome("reconciled")
+
+    def _scaling(self, key: Key, deployment: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
+        """With autoscaling on, the autoscaler's replicas (after a restart, the ones status kept), within bounds."""
+        autoscaling = deployment.spec.autoscaling
+        if not autoscaling.enabled:
+            self.scaling.pop(key, None)
+            return None
+        known = self.scaling.get(key)
+        if known is None:
+            status = body.get("status") or {}
+            persisted = status.get("desiredReplicas")
+            known = Scaling(
+                desired=deployment.spec.replicas if persisted is None else int(persisted),
+                last_scale_time=str(status.get("lastScaleTime", "")),
+                decisions=tuple(status.get("decisions") or ()),
+            )
+        bounded = replace(known, desired=max(autoscaling.min_replicas, min(autoscaling.max_replicas, known.desired)))
+        self.scaling[key] = bounded
+        return bounded
 
     def _verified(self, key: Key, observed: Observed, report: PlanReport) -> tuple[str, str, str]:
         """Condition Verified: a smoke check once this generation is rolled out, against one ready pod."""

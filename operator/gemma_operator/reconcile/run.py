@@ -10,8 +10,10 @@ import kopf
 from kubernetes import client, config
 from prometheus_client import start_http_server
 
+from gemma_operator.api import GROUP, PLURAL, VERSION
 from gemma_operator.catalog import default_accelerator_classes, load_accelerator_classes
-from gemma_operator.reconcile import handlers  # noqa: F401  (importing registers the kopf handlers)
+from gemma_operator.reconcile import handlers  # importing registers the kopf handlers
+from gemma_operator.reconcile.autoscaler import Autoscaler
 from gemma_operator.reconcile.kube import KubeApi
 from gemma_operator.reconcile.reconciler import Reconciler
 
@@ -24,6 +26,7 @@ class Options:
     metrics_port: int | None = 9090
     metrics_address: str = "0.0.0.0"
     accelerator_classes: Path | None = None
+    autoscaling_interval: float = 15.0
     json_logs: bool = False
     verbose: bool = False
 
@@ -51,7 +54,11 @@ def run_operator(options: Options) -> None:
     )
     if options.metrics_port is not None:
         start_http_server(options.metrics_port, addr=options.metrics_address)
-    memo = kopf.Memo(reconciler=Reconciler(api=KubeApi(_api_client()), classes=classes))
+    reconciler = Reconciler(api=KubeApi(_api_client()), classes=classes)
+    memo = kopf.Memo(reconciler=reconciler, autoscaler=Autoscaler(reconciler))
+    kopf.timer(GROUP, VERSION, PLURAL, interval=options.autoscaling_interval, when=handlers.autoscaling_enabled)(
+        handlers.autoscale
+    )
     logging.getLogger("gemma_operator").info("watching %s", ", ".join(options.namespaces) or "all namespaces")
     kopf.run(
         clusterwide=not options.namespaces,
