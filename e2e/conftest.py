@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from operator_process import CRD, OperatorProcess, operator_env
+from operator_process import CRD, OperatorProcess, operator_env, stop_demo_operator
 from plane import (
     ROOT,
     Plane,
@@ -102,6 +102,7 @@ def run_kubectl(plane: Plane) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """The operator, running as its own process against the plane, with the CRD installed."""
+    stop_demo_operator(plane.state_dir)
     kubectl(plane, "apply", "--server-side", "-f", str(CRD))
     kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"

@@ -89,3 +89,16 @@ def operator_env(plane_env: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("PYTHONPATH", "")
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "operator"), env["PYTHONPATH"]] if p)
     return env
+
+
+def stop_demo_operator(state_dir: Path) -> None:
+    """Stop the operator `make demo` left running: two operators on one plane would fight over every object."""
+    pid_file = state_dir / "operator.pid"
+    if not pid_file.exists():
+        return
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        sys.stderr.write(f"stopped the demo operator (pid {pid_file.read_text().strip()}) before the e2e suite\n")
+    except (ProcessLookupError, ValueError):
+        pass
+    pid_file.unlink(missing_ok=True)
