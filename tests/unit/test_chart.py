@@ -1,0 +1,281 @@
+"""charts/gemma-operator, rendered by the real helm: lint, Kubernetes schemas, RBAC, hardening, values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gemma_operator.catalog import default_accelerator_classes
+from gemma_operator.catalog.load import parse_accelerator_classes
+from gemma_operator.planning import plan
+from gemma_operator.rendering import render as render_children
+
+from .builders import deployment
+from .chart import CHART, NAMESPACE, RELEASE, ROOT, container, find, grants, helm, render, set_flags, template_text
+
+KUBERNETES_VERSION = "1.36.0"
+CRD = "crds/gemmadeployments.serving.gemma.dev.yaml"
+# Kinds outside the Kubernetes schemas: the Prometheus Operator's and kopf's.
+FOREIGN_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
+FOREIGN_KINDS |= {("kopf.dev/v1", "ClusterKopfPeering"), ("kopf.dev/v1", "KopfPeering")}
+PEERING_API = ["--api-versions", "kopf.dev/v1"]
+
+VALUE_SETS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "defaults": ({}, []),
+    "namespaced": ({"watchNamespaces": "{ml,research}"}, []),
+    "monitoring": ({"metrics.serviceMonitor.enabled": "true", "servingMetrics.podMonitor.enabled": "true"}, []),
+    "peering": ({"peering.enabled": "true"}, PEERING_API),
+    "namespaced-peering": ({"peering.enabled": "true", "watchNamespaces": "{ml}"}, PEERING_API),
+    "own-rbac": ({"rbac.create": "false", "serviceAccount.create": "false", "serviceAccount.name": "ops"}, []),
+}
+
+# What the operator does with each kind (reconcile/handlers.py watches and indexes, reconcile/kube.py
+# writes, kopf's own needs), as (apiGroup, resource, verb).
+NAMESPACED_GRANTS = {
+    *(("serving.gemma.dev", "gemmadeployments", verb) for verb in ("get", "list", "watch", "patch")),
+    ("serving.gemma.dev", "gemmadeployments/status", "patch"),
+    ("serving.gemma.dev", "gemmadeployments/finalizers", "update"),
+    *(("apps", "deployments", verb) for verb in ("get", "list", "watch", "create", "patch")),
+    *(("", "services", verb) for verb in ("get", "list", "watch", "create", "patch")),
+    *(("policy", "poddisruptionbudgets", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")),
+    *(("monitoring.coreos.com", "servicemonitors", verb) for verb in ("get", "create", "patch", "delete")),
+    *(("", "persistentvolumeclaims", verb) for verb in ("get", "create", "patch")),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "secrets", "get"),
+    ("", "events", "create"),
+}
+CLUSTER_GRANTS = {
+    ("", "nodes", "list"),
+    ("", "nodes", "watch"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+}
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[dict[str, Any]]:
+    return render()
+
+
+# helm lint has no --api-versions, and peering refuses to render without kopf's API: templated only.
+@pytest.mark.parametrize("name", [name for name, (_, extra) in VALUE_SETS.items() if not extra])
+def test_lint_is_clean(name: str) -> None:
+    values, _ = VALUE_SETS[name]
+    result = helm("lint", "--strict", str(CHART), *set_flags(values))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_rendered_objects_validate_against_kubernetes_schemas(name: str) -> None:
+    values, extra = VALUE_SETS[name]
+    objects = render(values, extra)
+    assert objects
+    for obj in objects:
+        if (obj["apiVersion"], obj["kind"]) in FOREIGN_KINDS:
+            continue
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_chart_ships_the_generated_crd() -> None:
+    generated = (ROOT / CRD).read_text()
+    assert (CHART / CRD).read_text() == generated, "the chart's CRD is stale: run `make generate`"
+    assert (ROOT / "manifests" / "crd" / CRD.rsplit("/", maxsplit=1)[-1]).read_text() == generated, (
+        "manifests/crd/ is stale: run `make generate`"
+    )
+    kubernetes_validate.validate(yaml.safe_load(generated), KUBERNETES_VERSION, strict=True)
+
+
+def test_operator_runs_hardened(defaults: list[dict[str, Any]]) -> None:
+    pod = find(defaults, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(defaults)["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["serviceAccountName"] == RELEASE
+
+
+def test_probes_ports_and_resources(defaults: list[dict[str, Any]]) -> None:
+    operator = container(defaults)
+    ports = {port["name"]: port["containerPort"] for port in operator["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in operator["args"]
+    assert "--metrics-port=9090" in operator["args"]
+    assert operator["resources"]["requests"]
+    assert operator["resources"]["limits"]["memory"]
+    service = find(defaults, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"] == find(defaults, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_operator_pods_are_never_taken_for_serving_pods(defaults: list[dict[str, Any]]) -> None:
+    # The operator watches pods labelled managed-by=gemma-operator as its serving pods.
+    labels = find(defaults, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert labels.get("app.kubernetes.io/managed-by") != "gemma-operator"
+
+
+def test_accelerator_classes_reach_the_operator(defaults: list[dict[str, Any]]) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    # The defaults in values are the operator's own built-in classes.
+    assert parse_accelerator_classes(values["acceleratorClasses"]) == default_accelerator_classes()
+    operator = container(defaults)
+    path = next(arg.split("=", 1)[1] for arg in operator["args"] if arg.startswith("--accelerator-classes="))
+    mount = next(m for m in operator["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    pod = find(defaults, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    config = find(defaults, "ConfigMap", volume["configMap"]["name"])
+    rendered = yaml.safe_load(config["data"][path.rsplit("/", 1)[1]])
+    assert parse_accelerator_classes(rendered) == default_accelerator_classes()
+
+
+def test_custom_accelerator_classes_restart_the_operator(defaults: list[dict[str, Any]]) -> None:
+    changed = render(
+        {
+            "acceleratorClasses.classes.b200.product": "NVIDIA-B200",
+            "acceleratorClasses.classes.b200.memoryMiB": "183359",
+        }
+    )
+    classes = yaml.safe_load(find(changed, "ConfigMap")["data"]["accelerators.yaml"])
+    assert parse_accelerator_classes(classes).classes["b200"].memory_mi_b == 183359
+
+    def checksum(objects: list[dict[str, Any]]) -> str:
+        return str(
+            find(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/accelerator-classes"]
+        )
+
+    assert checksum(changed) != checksum(defaults)
+
+
+def test_cluster_role_grants_exactly_what_the_operator_uses(defaults: list[dict[str, Any]]) -> None:
+    role = find(defaults, "ClusterRole")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    binding = find(defaults, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": RELEASE}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    assert not [o for o in defaults if o["kind"] in ("Role", "RoleBinding")]
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_no_role_can_escalate_or_read_secret_lists(name: str) -> None:
+    values, extra = VALUE_SETS[name]
+    for role in (o for o in render(values, extra) if o["kind"] in ("ClusterRole", "Role")):
+        for group, resource, verb in grants(role["rules"]):
+            assert "*" not in (group, resource, verb), role["metadata"]["name"]
+            assert verb not in ("escalate", "bind", "impersonate", "deletecollection", "update") or (
+                resource == "gemmadeployments/finalizers"
+            )
+            assert group != "rbac.authorization.k8s.io"
+            assert not (resource == "secrets" and verb != "get")
+            assert resource not in ("pods/exec", "pods/attach", "pods/portforward", "nodes/proxy", "namespaces") or (
+                (resource, verb) in (("namespaces", "list"), ("namespaces", "watch"))
+            )
+
+
+def test_namespaced_mode_grants_per_namespace() -> None:
+    objects = render({"watchNamespaces": "{ml,research}"})
+    args = container(objects)["args"]
+    assert [arg for arg in args if arg.startswith("--namespace=")] == ["--namespace=ml", "--namespace=research"]
+    cluster_role = find(objects, "ClusterRole")
+    # Cluster-wide only what is cluster-scoped: nodes, CRDs, and namespaces for kopf to notice them.
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    roles = sorted((o for o in objects if o["kind"] == "Role"), key=lambda o: o["metadata"]["namespace"])
+    assert [r["metadata"]["namespace"] for r in roles] == ["ml", "research"]
+    for role in roles:
+        assert grants(role["rules"]) == NAMESPACED_GRANTS
+        binding = find(
+            [o for o in objects if o["metadata"].get("namespace") == role["metadata"]["namespace"]], "RoleBinding"
+        )
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+
+
+def test_peering_needs_kopf_crds_and_gets_its_object_and_rules() -> None:
+    missing = helm("template", RELEASE, str(CHART), "--set", "peering.enabled=true")
+    assert missing.returncode != 0
+    assert "kopf-peering-crds.yaml" in missing.stderr
+
+    objects = render({"peering.enabled": "true", "peering.name": "gemma"}, PEERING_API)
+    assert "--peering=gemma" in container(objects)["args"]
+    assert find(objects, "ClusterKopfPeering")["metadata"]["name"] == "gemma"
+    assert {("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")} <= grants(
+        find(objects, "ClusterRole")["rules"]
+    )
+
+    namespaced = render({"peering.enabled": "true", "watchNamespaces": "{ml}"}, PEERING_API)
+    assert find(namespaced, "KopfPeering")["metadata"]["namespace"] == "ml"
+    assert ("kopf.dev", "kopfpeerings", "patch") in grants(find(namespaced, "Role")["rules"])
+    crds = list(yaml.safe_load_all((CHART / "files" / "kopf-peering-crds.yaml").read_text()))
+    assert {crd["spec"]["names"]["kind"] for crd in crds} == {"ClusterKopfPeering", "KopfPeering"}
+    for crd in crds:
+        kubernetes_validate.validate(crd, KUBERNETES_VERSION, strict=True)
+
+
+def test_monitors_select_what_they_should() -> None:
+    objects = render({"metrics.serviceMonitor.enabled": "true", "servingMetrics.podMonitor.enabled": "true"})
+    service_monitor = find(objects, "ServiceMonitor")
+    metrics_service = find(objects, "Service")
+    assert service_monitor["spec"]["selector"]["matchLabels"].items() <= metrics_service["metadata"]["labels"].items()
+    assert service_monitor["spec"]["endpoints"][0]["port"] == metrics_service["spec"]["ports"][0]["name"]
+
+    # The PodMonitor selects the serving pods the operator renders, on their named port.
+    pod_monitor = find(objects, "PodMonitor")
+    assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
+    for spec in (
+        {"model": {"variant": "31b"}},
+        {"model": {"variant": "e2b"}},
+        {"model": {"family": "gemma-3", "variant": "27b"}},
+    ):
+        gd = deployment(**spec)
+        children = render_children(gd, plan(gd, default_accelerator_classes()))
+        workload = next(m for m in children if m["kind"] == "Deployment")
+        template = workload["spec"]["template"]
+        assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+        ports = {port["name"] for c in template["spec"]["containers"] for port in c["ports"]}
+        assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+        assert set(pod_monitor["spec"]["podTargetLabels"]) <= set(template["metadata"]["labels"])
+
+    scoped = render({"servingMetrics.podMonitor.enabled": "true", "watchNamespaces": "{ml}"})
+    assert find(scoped, "PodMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (["--set", "replicaCount=2"], "/replicaCount"),
+        (["--set", "watchNamespace=ml"], "watchNamespace"),
+        (["--set", "watchNamespaces={ML}"], "/watchNamespaces/0"),
+        (["--set", "acceleratorClasses.classes.h100.memoryMiB=0"], "/acceleratorClasses/classes/h100/memoryMiB"),
+        (["--set", "acceleratorClasses.classes.h100.gpus=8"], "gpus"),
+        (["--set", "logFormat=xml"], "/logFormat"),
+        (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ],
+)
+def test_values_schema_rejects_mistakes(flags: list[str], complaint: str) -> None:
+    result = helm("template", RELEASE, str(CHART), *flags)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_the_kustomize_base_is_the_chart() -> None:
+    generated = (ROOT / "manifests" / "operator.yaml").read_text()
+    header, _, body = generated.partition("\n")
+    assert header.startswith("# Generated by `make generate`")
+    assert body == template_text(), "manifests/operator.yaml is stale: run `make generate`"
+    kustomization = yaml.safe_load((ROOT / "manifests" / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (ROOT / "manifests" / resource).is_file(), resource
+    namespace = yaml.safe_load((ROOT / "manifests" / "namespace.yaml").read_text())
+    assert namespace["metadata"]["name"] == NAMESPACE
+    kubernetes_validate.validate(namespace, KUBERNETES_VERSION, strict=True)

@@ -1,0 +1,85 @@
+"""The operator image's Dockerfile, checked statically: no Docker engine runs here."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+CHART_VALUES = yaml.safe_load((ROOT / "charts" / "gemma-operator" / "values.yaml").read_text())
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    found = []
+    for line in joined.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def arguments(keyword: str) -> list[str]:
+    return [rest for name, rest in instructions() if name == keyword]
+
+
+def test_multi_stage_on_a_pinned_python_base() -> None:
+    base = next(rest for rest in arguments("ARG") if rest.startswith("PYTHON_IMAGE="))
+    image = base.split("=", 1)[1]
+    # A full version (3.11.N) or a digest; never a moving tag such as 3.11-slim or latest.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image), image
+    stages = arguments("FROM")
+    assert len(stages) >= 2
+    assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages)
+
+
+def test_every_copied_source_exists() -> None:
+    for rest in arguments("COPY"):
+        if rest.startswith("--from="):
+            continue
+        *sources, _destination = rest.split()
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+    # What the image installs from must be what the package is built from.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["readme"] in " ".join(arguments("COPY"))
+    assert pyproject["tool"]["setuptools"]["packages"]["find"]["where"] == ["operator"]
+
+
+def test_dockerignore_lets_the_copied_sources_through() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert ignore[ignore.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!operator/"]
+
+
+def test_entrypoint_is_the_console_script_with_run() -> None:
+    (entrypoint,) = arguments("ENTRYPOINT")
+    command = json.loads(entrypoint)  # exec form: signals reach the operator, no shell in between
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert command[0] in scripts
+    assert scripts[command[0]] == "gemma_operator.cli:main"
+    assert command[1:] == ["run"]
+
+
+def test_runs_as_the_non_root_user_the_chart_expects() -> None:
+    (user,) = arguments("USER")
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit()
+    assert int(uid) != 0
+    assert int(uid) == CHART_VALUES["podSecurityContext"]["runAsUser"]
+    assert int(gid) == CHART_VALUES["podSecurityContext"]["runAsGroup"]
+    assert f"--uid {uid}" in " ".join(arguments("RUN"))
+    # USER comes after the last RUN of the final stage: nothing later runs as root.
+    names = [name for name, _ in instructions()]
+    assert names.index("USER") > max(i for i, name in enumerate(names) if name == "RUN")
+
+
+def test_exposes_the_ports_the_chart_probes() -> None:
+    exposed = {int(port) for rest in arguments("EXPOSE") for port in rest.split()}
+    assert exposed == {CHART_VALUES["health"]["port"], CHART_VALUES["metrics"]["port"]}
