@@ -5,11 +5,13 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv lint unit e2e test plan generate demo demo-down
+.PHONY: help venv lint unit e2e test plan generate demo demo-down bench chaos
 
 help:
 	@echo "make demo     local control plane + operator + the four examples, left running"
 	@echo "make demo-down stop the demo"
+	@echo "make bench    the operator benchmark at BENCH_CRS (default 1000) GemmaDeployments -> docs/benchmarks/"
+	@echo "make chaos    the full chaos suite (operator, API server and etcd killed, node loss...) on its own plane"
 	@echo "make plan     plan the examples in manifests/examples/ (no cluster needed)"
 	@echo "make test     lint, unit tests and the e2e suite on the local control plane"
 	@echo "make unit     unit and property tests of the pure core"
@@ -27,12 +29,12 @@ lint: venv
 	$(BIN)/ruff check operator tests e2e
 	$(BIN)/ruff format --check operator tests e2e
 	$(BIN)/mypy
-	cd e2e && MYPYPATH=. $(BIN)/mypy --strict --explicit-package-bases servingsim demo *.py
+	cd e2e && MYPYPATH=. $(BIN)/mypy --strict --explicit-package-bases servingsim demo bench chaos *.py
 	$(BIN)/lint-imports
 
 # Fast tests: the pure core, the CLI, and the serving simulator and probes over loopback.
 unit: venv helm
-	$(BIN)/pytest tests e2e -m "not e2e"
+	$(BIN)/pytest tests e2e -m "not e2e and not chaos"
 
 e2e: venv
 	$(BIN)/pytest e2e -m e2e
@@ -65,3 +67,13 @@ install-manifests: helm
 	  $(HELM) template gemma-operator charts/gemma-operator --namespace gemma-system; } > manifests/operator.yaml
 
 include e2e/e2e.mk
+
+# The benchmark (e2e/bench, docs/benchmarks/README.md): a plane of its own in .e2e/bench, stopped afterwards
+# unless BENCH_KEEP=1. BENCH_STEADY_SECONDS (300) and BENCH_PROFILE=1 (py-spy) are read too.
+BENCH_CRS ?= 1000
+bench: venv
+	cd e2e && BENCH_CRS=$(BENCH_CRS) PYTHONPATH=. $(BIN)/python -m bench
+
+# The full chaos suite (docs/reliability.md) on its own plane in .e2e/chaos; `make test` runs the reduced one.
+chaos: venv
+	GEMMA_CHAOS=1 $(BIN)/pytest e2e/test_chaos.py -m chaos --durations=0

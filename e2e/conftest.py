@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from chaos.harness import chaos_operator_process, start_chaos_plane, stop_chaos_plane
 from operator_process import CRD, OperatorProcess, operator_env, stop_demo_operator
 from plane import (
     ROOT,
@@ -108,6 +109,39 @@ def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     # A short autoscaling interval keeps the autoscaling suite quick; the windows are set per test.
     process = OperatorProcess(operator_env(plane.env), log_path, args=("--autoscaling-interval", "2"))
+    process.start()
+    yield process
+    process.stop()
+
+
+# --- the chaos suite (e2e/test_chaos.py): a plane of its own, since it kills the API server and etcd ---
+
+
+@pytest.fixture(scope="session")
+def chaos_plane() -> Iterator[Plane]:
+    """A second plane in .e2e/chaos/state, with room for 100-CR rollouts; never the shared one."""
+    running = start_chaos_plane()
+    try:
+        yield running
+    finally:
+        running.api.close()  # type: ignore[no-untyped-call]
+        if os.environ.get("GEMMA_E2E_DOWN") == "1":
+            sys.stderr.write(stop_chaos_plane(running))
+
+
+@pytest.fixture
+def chaos_namespace(chaos_plane: Plane, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = create_namespace(chaos_plane.api, f"c-{request.node.name}"[:40])
+    try:
+        yield name
+    finally:
+        delete_namespace(chaos_plane.api, name)
+
+
+@pytest.fixture
+def chaos_operator(chaos_plane: Plane, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator on the chaos plane, one per test (tests kill it)."""
+    process = chaos_operator_process(chaos_plane, tmp_path / "operator.log")
     process.start()
     yield process
     process.stop()

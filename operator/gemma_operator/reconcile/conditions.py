@@ -26,6 +26,8 @@ class PodState:
     ip: str = ""
     unschedulable_message: str | None = None
     terminating: bool = False
+    # Bound to a node that no longer exists: not serving, whatever its last status said.
+    node_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,13 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         return {**base, "conditions": conditions}
 
     unschedulable = [pod for pod in pods if pod.unschedulable_message]
-    if unschedulable:
+    lost = [pod for pod in pods if pod.node_lost]
+    if lost:
+        gone = ", ".join(sorted({pod.node for pod in lost}))
+        scheduled = condition(
+            "Scheduled", FALSE, "NodeLost", f"{len(lost)}/{len(pods)} pods on nodes that are gone: {gone}"
+        )
+    elif unschedulable:
         detail = unschedulable[0].unschedulable_message or ""
         hint = f"; {observed.scheduling_hint}" if observed.scheduling_hint else ""
         scheduled = condition(
@@ -186,6 +194,10 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         scheduled = condition("Scheduled", UNKNOWN, "Pending", "waiting for pods")
 
     rolled_out, progress = rollout(observed.deployment, observed.desired_replicas)
+    if rolled_out and ready_pods < observed.desired_replicas:
+        # The Deployment's counts can run ahead of the pod events: Ready waits until readyReplicas
+        # agrees, so that status never says Ready with fewer ready replicas than desired.
+        rolled_out, progress = False, f"{ready_pods}/{observed.desired_replicas} ready pods seen"
     if observed.desired_replicas == 0:
         available = condition("Available", TRUE, "ScaledToZero", "0 replicas desired")
     elif rolled_out:

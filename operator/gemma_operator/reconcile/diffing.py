@@ -10,8 +10,11 @@ def drifted(desired: Any, live: Any) -> bool:
     """Whether `live` lacks or contradicts anything in `desired`.
 
     Fields the API server adds (defaults, status, metadata) are not drift; lists must
-    match element by element, so a removed or added entry of ours is.
+    match element by element, so a removed or added entry of ours is. An empty value we
+    render (``value: ""`` of an Exists toleration) is one the API server omits: not drift either.
     """
+    if live is None and desired in ("", [], {}):
+        return False
     if isinstance(desired, Mapping):
         return not isinstance(live, Mapping) or any(drifted(value, live.get(key)) for key, value in desired.items())
     if isinstance(desired, list):

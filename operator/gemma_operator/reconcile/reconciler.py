@@ -16,11 +16,12 @@ from gemma_operator.api import API_VERSION, KIND, GemmaDeployment, InvalidSpec, 
 from gemma_operator.catalog import AcceleratorClasses, runtimes
 from gemma_operator.planning import NodeInfo, plan
 from gemma_operator.reconcile import metrics
-from gemma_operator.reconcile.conditions import Observed, Refusal, Scaling, compute_status, rollout
+from gemma_operator.reconcile.conditions import Observed, PodState, Refusal, Scaling, compute_status, rollout
+from gemma_operator.reconcile.deferral import Deferred
 from gemma_operator.reconcile.diffing import drifted, merge_patch
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state
-from gemma_operator.reconcile.verification import Verifier
+from gemma_operator.reconcile.verification import Verification, Verifier
 from gemma_operator.rendering import Identity, child_name, endpoint, render
 
 # Children that exist only for some specs; the others (Deployment, Service) always do.
@@ -28,9 +29,21 @@ OPTIONAL_CHILDREN: tuple[tuple[str, str], ...] = (
     ("policy/v1", "PodDisruptionBudget"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 )
+# Children whose live state reconciles take from the watches (handlers' indexes), not from a GET.
+WATCHED_KINDS = frozenset({"Deployment", "Service"})
 # Refusals that a change in the cluster (not the spec) can lift: retried with backoff.
 RETRYABLE = frozenset({"SecretNotFound", "NoNodeFits"})
 MAX_BACKOFF_SECONDS = 600
+# What kstatus reads (observedGeneration, Ready, Reconciling, Stalled) and the autoscaler's verdict
+# are written at once. A change of detail only (messages, counts, Scheduled, Available, Verified)
+# waits STATUS_DETAIL_DELAY seconds, and at least until STATUS_DETAIL_SECONDS after the object's last
+# status write, so that the detail of a rollout is folded into the write that ends it: a create is
+# two status writes, not one per pod and Deployment event, and a long rollout writes its progress
+# at most every STATUS_DETAIL_SECONDS (its conditions' lastTransitionTime is when it was written).
+STATUS_DETAIL_DELAY = 15.0
+STATUS_DETAIL_SECONDS = 30.0
+IMMEDIATE_CONDITIONS = ("Ready", "Reconciling", "Stalled", "ScalingActive", "ScalingLimited")
+IMMEDIATE_FIELDS = ("observedGeneration", "desiredReplicas")
 
 Key = tuple[str, str]
 Warn = Callable[[str, str], None]
@@ -43,6 +56,8 @@ class Cluster:
     nodes: Sequence[NodeInfo] = ()
     gpus_in_use: Mapping[str, int] = field(default_factory=dict)
     pods: Sequence[Mapping[str, Any]] = ()
+    # The GemmaDeployment's Deployment and Service as the watches last saw them, by kind.
+    children: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,11 +80,22 @@ class Reconciler:
     last_seen: dict[Key, tuple[Mapping[str, Any], Observed]] = field(default_factory=dict)
     # The built-in autoscaler's latest word per object (it sets replicas when autoscaling is on).
     scaling: dict[Key, Scaling] = field(default_factory=dict)
+    # Per object: the children rendered for one (uid, generation, replicas, plan); rendering is most of
+    # a reconcile's CPU, and most reconciles (child and pod events) render the same thing again.
+    rendered: dict[Key, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # Optional children known to be absent (or not ours), so that no reconcile GETs them again.
+    unwanted_checked: set[ObjectRef] = field(default_factory=set)
+    # Status detail held back (see STATUS_DETAIL_SECONDS): when each object's status was last written,
+    # and the latest one not yet written.
+    status_written_at: dict[Key, float] = field(default_factory=dict)
+    held: dict[Key, tuple[Mapping[str, Any], Observed]] = field(default_factory=dict)
     verifier: Verifier = field(init=False)
+    later: Deferred[Key] = field(init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.verifier = Verifier(on_done=self._verification_done)
+        self.later = Deferred(self._write_held)
 
     def lock(self, key: Key) -> threading.Lock:
         with self._guard:
@@ -81,9 +107,14 @@ class Reconciler:
             self.written.pop(key, None)
             self.last_seen.pop(key, None)
             self.scaling.pop(key, None)
+            self.rendered.pop(key, None)
+            self.status_written_at.pop(key, None)
+            self.held.pop(key, None)
             children = (key[0], child_name(key[1]))
             for ref in [ref for ref in self.applied if (ref.namespace, ref.name) == children]:
                 self.applied.pop(ref, None)
+            self.unwanted_checked -= {ref for ref in self.unwanted_checked if (ref.namespace, ref.name) == children}
+        self.later.cancel(key)
         metrics.CENSUS.forget(key)
         metrics.forget_autoscaling(key)
         self.verifier.forget(key)
@@ -120,7 +151,7 @@ class Reconciler:
             desired_replicas=replicas,
             scaling=scaling,
             plan=report,
-            pods=[pod_state(pod) for pod in cluster.pods],
+            pods=_with_lost_nodes([pod_state(pod) for pod in cluster.pods], cluster.nodes),
             selector=identity.selector_string,
             endpoint=endpoint(deployment, report) if report.runtime else "",
         )
@@ -128,10 +159,12 @@ class Reconciler:
         if refusal is not None:
             return self._refuse(key, body, observed, refusal, warn, retry)
 
-        live_deployment = self._apply_children(deployment, report, replicas, owner=_owner(body), warn=warn)
+        manifests = self._manifests(key, body, deployment, report, replicas)
+        live_deployment = self._apply_children(deployment, manifests, cluster.children, _owner(body), warn)
         hint = free_gpus_hint(report, cluster.nodes, cluster.gpus_in_use)
         observed = replace(observed, deployment=live_deployment, scheduling_hint=hint)
         if deployment.spec.serving.verify:
+            self._adopt_verification(key, body, generation)
             observed = replace(observed, verified=self._verified(key, observed, report))
         self.last_seen[key] = (body, observed)
         self._write_status(key, body, observed)
@@ -165,6 +198,15 @@ class Reconciler:
         base_url = f"http://{pod.ip}:{runtimes()[report.runtime.name].port}"
         verification = self.verifier.current(key, observed.generation, base_url)
         return verification.status, verification.reason, verification.message
+
+    def _adopt_verification(self, key: Key, body: Mapping[str, Any], generation: int) -> None:
+        """After a restart, a smoke check that already passed for this generation (status says so) stands."""
+        conditions = self._previous_status(key, body).get("conditions") or []
+        verified: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Verified"), {})
+        if verified.get("status") == "True" and verified.get("observedGeneration") == generation:
+            self.verifier.adopt(
+                key, Verification(generation, "True", str(verified.get("reason", "")), str(verified.get("message", "")))
+            )
 
     def _verification_done(self, key: Key) -> None:
         with self.lock(key):
@@ -206,17 +248,41 @@ class Reconciler:
             "does not exist; create it and the rollout continues",
         )
 
+    def _manifests(
+        self, key: Key, body: Mapping[str, Any], deployment: GemmaDeployment, report: PlanReport, replicas: int
+    ) -> list[dict[str, Any]]:
+        """The children with their owner reference, rendered once per uid, generation, replicas and plan.
+
+        The manifests are shared between reconciles: nothing downstream modifies them.
+        """
+        metadata = body["metadata"]
+        token = json.dumps([metadata["uid"], metadata.get("generation"), replicas, report.to_wire()], default=str)
+        cached = self.rendered.get(key)
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        owner = _owner(body)
+        manifests = render(deployment, report, replicas)
+        for manifest in manifests:
+            manifest["metadata"]["ownerReferences"] = [owner]
+        self.rendered[key] = (token, manifests)
+        return manifests
+
     def _apply_children(
-        self, deployment: GemmaDeployment, report: PlanReport, replicas: int, owner: dict[str, Any], warn: Warn
-    ) -> dict[str, Any] | None:
+        self,
+        deployment: GemmaDeployment,
+        manifests: list[dict[str, Any]],
+        watched: Mapping[str, Mapping[str, Any]],
+        owner: dict[str, Any],
+        warn: Warn,
+    ) -> Mapping[str, Any] | None:
         """Apply each child that is missing or drifted; delete optional children no longer wanted."""
         live_deployment = None
         wanted_kinds = set()
-        for manifest in render(deployment, report, replicas):
-            manifest["metadata"]["ownerReferences"] = [owner]
+        for manifest in manifests:
             ref = ObjectRef.of(manifest)
+            self.unwanted_checked.discard(ref)
             wanted_kinds.add((ref.api_version, ref.kind))
-            live = self.api.get(ref)
+            live = self._live(ref, manifest, watched)
             if live is None or self._needs_apply(ref, manifest, live):
                 try:
                     live = self.api.apply(manifest)
@@ -236,11 +302,31 @@ class Reconciler:
             if (api_version, kind) in wanted_kinds:
                 continue
             ref = ObjectRef(api_version, kind, deployment.metadata.namespace, Identity.of(deployment).name)
+            if ref in self.unwanted_checked:
+                continue  # only this operator creates them, and it has not since it last looked
             existing = self.api.get(ref)
             if existing is not None and _owned_by(existing, owner):
                 self.api.delete(ref)
                 metrics.API_WRITES.labels("delete").inc()
+            self.unwanted_checked.add(ref)
         return live_deployment
+
+    def _live(
+        self, ref: ObjectRef, manifest: Mapping[str, Any], watched: Mapping[str, Mapping[str, Any]]
+    ) -> Mapping[str, Any] | None:
+        """The child as the watches saw it; a GET only when that looks missing or drifted.
+
+        A watch can lag behind our own apply. When this very manifest was applied already, the
+        API server is asked before applying again, so a lagging watch costs a read, not a write.
+        """
+        if ref.kind not in WATCHED_KINDS:
+            return self.api.get(ref)
+        live = watched.get(ref.kind)
+        if live is not None and not drifted(manifest, live):
+            return live
+        if live is None and ref not in self.applied:
+            return None  # never applied by this process and not seen: create it
+        return self.api.get(ref)
 
     def _needs_apply(self, ref: ObjectRef, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
         """Drift, unless the live object is exactly what our last apply of this very manifest produced.
@@ -254,18 +340,32 @@ class Reconciler:
         return self.applied.get(ref) != (_fingerprint(manifest), version)
 
     def _previous_status(self, key: Key, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.written.get(key) or dict(body.get("status") or {})
+        known = self.written.get(key)
+        if known:
+            return known
+        # An empty string read back is the schema's default (status.lastScaleTime), not something to remove.
+        return {name: value for name, value in (body.get("status") or {}).items() if value != ""}
 
-    def _write_status(self, key: Key, body: Mapping[str, Any], observed: Observed) -> None:
+    def _write_status(self, key: Key, body: Mapping[str, Any], observed: Observed, hold: bool = True) -> None:
         previous = self._previous_status(key, body)
         status = compute_status(observed, previous, _now())
         # Only conditions whose content changed get a new transition time, so an unchanged
         # status compares equal and is not written.
         patch = merge_patch(previous, status)
         if patch:
-            self.api.patch_status(key[0], key[1], patch)
-            metrics.API_WRITES.labels("status").inc()
-        self.written[key] = status
+            seconds = self._hold_seconds(key, previous, status) if hold else 0.0
+            if seconds > 0:
+                self.held[key] = (body, observed)
+                self.later.schedule(key, seconds)
+            else:
+                self.api.patch_status(key[0], key[1], patch)
+                metrics.API_WRITES.labels("status").inc()
+                self.status_written_at[key] = time.monotonic()
+                self.written[key] = status
+                self.held.pop(key, None)
+        else:
+            self.written[key] = status
+            self.held.pop(key, None)
         ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
         spec = body.get("spec") or {}
         placement = observed.plan.placement if observed.plan else None
@@ -276,6 +376,46 @@ class Reconciler:
             placement.target.value if placement else "",
             ready,
         )
+
+    def _hold_seconds(self, key: Key, previous: Mapping[str, Any], status: Mapping[str, Any]) -> float:
+        """How long this status may wait: 0 when kstatus would read it differently, else the detail interval."""
+        if _immediate(previous) != _immediate(status):
+            return 0.0
+        if key not in self.status_written_at:
+            return 0.0  # the first write of this process: whatever the previous one left is replaced now
+        since_write = time.monotonic() - self.status_written_at[key]
+        return max(STATUS_DETAIL_DELAY, STATUS_DETAIL_SECONDS - since_write)
+
+    def _write_held(self, key: Key) -> None:
+        """Write the status held back for one object, if a newer write has not made it moot."""
+        with self.lock(key):
+            held = self.held.pop(key, None)
+            if held is None:
+                return
+            try:
+                self._write_status(key, *held, hold=False)
+            except ApiError as error:
+                metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
+
+
+def _immediate(status: Mapping[str, Any]) -> tuple[object, ...]:
+    """What kstatus (Flux, Argo CD's health, kubectl wait) and scaling read of a status: written at once."""
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return (
+        *(status.get(name) for name in IMMEDIATE_FIELDS),
+        *(conditions.get(kind) for kind in IMMEDIATE_CONDITIONS),
+    )
+
+
+def _with_lost_nodes(pods: list[PodState], nodes: Sequence[NodeInfo]) -> list[PodState]:
+    """Pods bound to a node the inventory no longer has are lost, until the pod GC replaces them."""
+    if not nodes:
+        return pods  # no inventory known (yet): nothing to judge by
+    known = {node.name for node in nodes}
+    return [
+        replace(pod, ready=False, node_lost=True) if pod.node and pod.node not in known and not pod.terminating else pod
+        for pod in pods
+    ]
 
 
 def _plan_refusal(report: PlanReport) -> Refusal | None:

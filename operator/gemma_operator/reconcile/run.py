@@ -37,7 +37,10 @@ def _api_client() -> client.ApiClient:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # One connection per handler thread: a smaller pool discards connections and handshakes TLS again.
+    configuration.connection_pool_maxsize = handlers.WORKERS + 4
+    return client.ApiClient(configuration)
 
 
 def run_operator(options: Options) -> None:

@@ -1,0 +1,106 @@
+"""Many GemmaDeployments at once: create them, wait for them, and audit what the operator made for them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gemma import GROUP, PLURAL, VERSION, Gemma
+from plane import condition_status, wait_for
+
+MANAGED = "app.kubernetes.io/managed-by=gemma-operator"
+
+
+def small(name: str, variant: str = "e2b", replicas: int = 1, **spec: Any) -> dict[str, Any]:
+    """A GemmaDeployment that places on the chaos plane's CPU nodes; no smoke check, so Ready is the rollout."""
+    serving = {"verify": False} | spec.pop("serving", {})
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GemmaDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": {"variant": variant}, "replicas": replicas, "serving": serving, **spec},
+    }
+
+
+@dataclass
+class Audit:
+    """What is wrong with the children of a namespace's GemmaDeployments; empty when all is well."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        return "; ".join(self.problems[:10]) + (
+            f" (+{len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        )
+
+
+class Fleet:
+    """The GemmaDeployments of one namespace, read in bulk (lists, not one GET per object)."""
+
+    def __init__(self, gemma: Gemma) -> None:
+        self.gemma = gemma
+
+    def create(self, bodies: Iterable[Mapping[str, Any]]) -> None:
+        for body in bodies:
+            self.gemma.create(body)
+
+    def objects(self) -> dict[str, dict[str, Any]]:
+        listed = self.gemma.custom.list_namespaced_custom_object(GROUP, VERSION, self.gemma.namespace, PLURAL)
+        return {item["metadata"]["name"]: item for item in listed["items"]}
+
+    def not_ready(self, names: Iterable[str]) -> list[str]:
+        objects = self.objects()
+        return [name for name in names if name not in objects or not _ready_now(objects[name])]
+
+    def wait_ready(self, names: list[str], timeout: float = 300) -> None:
+        wait_for(
+            lambda: not self.not_ready(names),
+            timeout=timeout,
+            interval=1.0,
+            message=f"{len(names)} GemmaDeployments Ready at their generation (not yet: {self.not_ready(names)[:5]})",
+        )
+
+    def audit(self, names: Iterable[str]) -> Audit:
+        """Exactly one Deployment and one Service per GemmaDeployment, owned by it; no other managed child."""
+        audit = Audit()
+        objects = self.objects()
+        uids = {name: obj["metadata"]["uid"] for name, obj in objects.items()}
+        namespace = self.gemma.namespace
+        listed = {
+            "Deployment": self.gemma.apps.list_namespaced_deployment(namespace, label_selector=MANAGED).items,
+            "Service": self.gemma.core.list_namespaced_service(namespace, label_selector=MANAGED).items,
+        }
+        for kind, items in listed.items():
+            owners: Counter[str] = Counter()
+            for item in items:
+                refs = [ref for ref in item.metadata.owner_references or [] if ref.kind == "GemmaDeployment"]
+                if len(refs) != 1 or refs[0].uid != uids.get(refs[0].name):
+                    audit.problems.append(f"orphaned {kind} {item.metadata.name} (owners {[r.name for r in refs]})")
+                    continue
+                owners[refs[0].name] += 1
+            for name in names:
+                if owners[name] != 1:
+                    audit.problems.append(f"{owners[name]} {kind}s for {name}")
+        pods = self.gemma.core.list_namespaced_pod(namespace, label_selector=MANAGED).items
+        running: Counter[str] = Counter(
+            pod.metadata.labels.get("app.kubernetes.io/instance", "")
+            for pod in pods
+            if not pod.metadata.deletion_timestamp
+        )
+        for name in names:
+            wanted = int(objects[name]["spec"].get("replicas", 1)) if name in objects else 0
+            if running[name] != wanted:
+                audit.problems.append(f"{running[name]} pods for {name}, {wanted} wanted")
+        return audit
+
+
+def _ready_now(obj: Mapping[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    return (
+        status.get("observedGeneration") == obj["metadata"]["generation"] and condition_status(obj, "Ready") == "True"
+    )
