@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 from lupa import lua51  # type: ignore[import-untyped]
 
-from plane import ROOT, Plane, kubectl
+from plane import ROOT, Plane, kubectl, run_tool
 
 CHART = ROOT / "charts" / "gemma-operator"
 HEALTH_LUA = ROOT / "manifests" / "gitops" / "argocd" / "health.lua"
@@ -20,22 +20,9 @@ HEALTH_LUA = ROOT / "manifests" / "gitops" / "argocd" / "health.lua"
 ARGOCD_FOR_KSTATUS = {"Current": "Healthy", "InProgress": "Progressing", "Failed": "Degraded"}
 
 
-def run(
-    plane: Plane, binary: str, *args: str, check: bool = True, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """Run one of the plane's tools (helm, gemma-plane) with the plane's environment."""
-    result = subprocess.run(
-        [str(plane.bin_dir / binary), *args],
-        env=plane.env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{binary} {' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
-    return result
+def run(plane: Plane, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one of the plane's tools with time enough for a helm install."""
+    return run_tool(plane, binary, *args, check=check, timeout=180)
 
 
 def helm(plane: Plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

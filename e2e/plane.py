@@ -259,6 +259,31 @@ def stop_plane(env: Mapping[str, str] | None = None) -> subprocess.CompletedProc
     )
 
 
+def run_tool(
+    plane: Plane,
+    binary: str,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the plane's tools (kubectl, helm, gemma-plane) from the repository root with the plane's
+    environment; raise with its stderr when ``check`` and it fails."""
+    result = subprocess.run(
+        [str(plane.bin_dir / binary), *args],
+        env=plane.env,
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{binary} {' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
+    return result
+
+
 def kubectl(
     plane: Plane,
     *args: str,
@@ -266,19 +291,8 @@ def kubectl(
     check: bool = True,
     timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the plane's kubectl; raise with its stderr when ``check`` and it fails."""
-    result = subprocess.run(
-        [str(plane.bin_dir / "kubectl"), *args],
-        env=plane.env,
-        input=input,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
-    return result
+    """Run the plane's kubectl (the server's version)."""
+    return run_tool(plane, "kubectl", *args, input=input, check=check, timeout=timeout)
 
 
 # ----------------------------------------------------------------- namespaces ---
