@@ -283,7 +283,7 @@ def test_restart_mid_rollout_creates_no_duplicates_and_no_churn(gemma: Gemma, op
     deployments_before = {gemma.deployment(f"restart-{index}").metadata.uid for index in range(3)}
     operator.kill()
     operator.start()
-    time.sleep(5)  # resume handlers run for every object right after start
+    time.sleep(5)  # every object is reconciled from the initial listing right after start
     assert {pod.metadata.uid for index in range(3) for pod in gemma.pods(f"restart-{index}")} == pods_before
     assert {gemma.deployment(f"restart-{index}").metadata.uid for index in range(3)} == deployments_before
     children = gemma.children()
@@ -352,6 +352,9 @@ def test_token_secret_is_referenced_never_read(plane: Plane, gemma: Gemma, opera
     assert secret_value not in str(ready)
     assert secret_value not in operator.log_text()
     assert all(secret_value not in (event.message or "") for event in gemma.events("secretive"))
+    # Retries and handling leave no mark outside status: no progress or last-handled annotations.
+    metadata = gemma.get("secretive")["metadata"]
+    assert not metadata.get("annotations") and not metadata.get("finalizers"), metadata
 
 
 def test_steady_state_makes_no_writes(plane: Plane, gemma: Gemma, operator: OperatorProcess) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Mapping
@@ -16,19 +15,18 @@ from gemma_operator.planning import NodeInfo, node_from_object
 from gemma_operator.planning.inventory import InventoryError
 from gemma_operator.reconcile.deferral import Deferred
 from gemma_operator.reconcile.observe import TERMINAL_PHASES, gpus_requested
-from gemma_operator.reconcile.reconciler import Cluster, Reconciler
+from gemma_operator.reconcile.reconciler import Cluster, Key, Outcome, Reconciler, backoff
 from gemma_operator.rendering import child_name, label_value
 from gemma_operator.rendering.render import MANAGER
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
 INSTANCE = "app.kubernetes.io/instance"
 log = logging.getLogger("gemma_operator")
-# Threads for the synchronous handlers; the API client's connection pool is sized to match (run.py).
+# Threads for reconciles; the API client's connection pool is sized to match (run.py).
 WORKERS = 16
 BATCH_WINDOW_SECONDS = 0.5
 # Events of one GemmaDeployment's children and pods within this window make one reconcile of it.
 REFRESH_DELAY_SECONDS = 0.5
-REFRESH_WORKERS = 8
 INDEXES = (
     "node_inventory",
     "gpu_usage",
@@ -41,25 +39,15 @@ INDEXES = (
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    memo.refresher = Refresher(memo)
-    # Progress and the last handled spec live in annotations: status is ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    memo.reconciles = Reconciles(memo)
     # Events only for what a person must act on; kopf's per-handler chatter would cost a write each.
     settings.posting.level = logging.WARNING
     # A watch that silently dies must be noticed and restarted.
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
-    settings.execution.max_workers = WORKERS
     # Bursts of events on one object (a pod being scheduled, started, made ready) are handled once.
     settings.batching.batch_window = BATCH_WINDOW_SECONDS
-    # After its own annotation patch kopf waits for that version before running create/update handlers
-    # again; under load (a thousand CRs rolling out) the 5 s default expires and the create handler
-    # ran twice for about half of the objects. Longer is safe: the version always arrives.
-    settings.persistence.consistency_timeout = 60
 
 
 # --- indexes: the cluster as the reconciles see it, kept current by watches -------------------
@@ -179,73 +167,91 @@ def _warner(gemma: Mapping[str, Any]) -> Callable[[str, str], None]:
     return warn
 
 
-def _reconcile(memo: Any, gemma: Mapping[str, Any], retry: int, indexes: Mapping[str, Any]) -> None:
-    """Reconcile one GemmaDeployment with what the indexes know of the cluster."""
-    reconciler: Reconciler = memo.reconciler
-    outcome = reconciler.reconcile(gemma, _cluster(gemma, indexes), _warner(gemma), retry)
-    if outcome.retry_after is not None:
-        raise kopf.TemporaryError(f"{outcome.result}; retrying", delay=outcome.retry_after)
+# --- reconciles: one scheduler for every cause ------------------------------------------------
 
 
-# --- the GemmaDeployment's own changes ----------------------------------------------------------
+class Reconciles:
+    """Every reconcile of a GemmaDeployment, whatever caused it: its own events, its children's and pods', retries.
 
-
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_gemma(*, body: kopf.Body, retry: int, memo: Any, **indexes: Any) -> None:
-    _reconcile(memo, _essence(body), retry, indexes)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def forget_deleted(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    if type == "DELETED":
-        memo.reconciler.forget((namespace or "", name))
-        memo.autoscaler.forget((namespace or "", name))
-
-
-# --- children and pods: their changes flow into the owner's status, and drift is reverted -------
-
-
-def _refresh(namespace: str, name: str, memo: Any, indexes: Mapping[str, Any]) -> None:
-    found = list(indexes["gemma_deployments"].get((namespace, name), []))
-    if not found or found[0]["metadata"].get("deletionTimestamp"):
-        return  # the owner is gone or going: the garbage collector takes the children
-    with contextlib.suppress(kopf.TemporaryError):  # the owner's own handler retries with backoff
-        _reconcile(memo, found[0], 0, indexes)
-
-
-class Refresher:
-    """Reconciles of GemmaDeployments whose children or pods changed: one per owner per REFRESH_DELAY_SECONDS.
-
-    A rollout brings a dozen events per GemmaDeployment (Deployment status, pod scheduled, started,
-    ready); each used to cost a reconcile in kopf's thread pool. The event handlers now only note
-    the owner, and one reconcile a little later sees the sum of them.
+    Requests for one object coalesce (the earliest due time wins) and run on a pool of WORKERS
+    threads; each reads the object from the index when it runs, so a burst of events costs one
+    reconcile. Reconciles are level-based: they compare the cluster with the spec, and status says
+    which generation was handled. So nothing about handling is written to the object (kopf's
+    create/update handlers would patch a last-handled-configuration annotation per change, and
+    progress annotations per retry), and retries back off in memory.
     """
 
     def __init__(self, memo: Any) -> None:
         self.memo = memo
         self.indexes: Mapping[str, Any] = {}
-        self.pool = ThreadPoolExecutor(max_workers=REFRESH_WORKERS, thread_name_prefix="refresh")
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
         self.context = contextvars.copy_context()
-        self.later: Deferred[tuple[str, str]] = Deferred(self._submit)
+        self.later: Deferred[Key] = Deferred(self._submit)
+        # Per object: the (uid, generation) last reconciled, and the failed attempts since it succeeded.
+        self.handled: dict[Key, tuple[str, int]] = {}
+        self.retries: dict[Key, int] = {}
 
-    def _submit(self, key: tuple[str, str]) -> None:
-        # A context can be entered by one thread at a time: each reconcile runs in a copy of it.
-        self.pool.submit(self.context.copy().run, self._run, key)
+    def changed(self, key: Key, metadata: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
+        """The object itself changed: reconcile now, unless this generation was handled (our own status writes)."""
+        version = (str(metadata.get("uid", "")), int(metadata.get("generation") or 0))
+        if self.handled.get(key) != version:
+            self.retries.pop(key, None)
+            self.request(key, indexes, 0.0)
 
-    def schedule(self, namespace: str, name: str, indexes: Mapping[str, Any]) -> None:
+    def request(self, key: Key, indexes: Mapping[str, Any], delay: float = REFRESH_DELAY_SECONDS) -> None:
         # The indexes are kopf's live views: any handler's are current when the reconcile runs. The
         # context carries kopf's event queue, so that the reconcile can post Events (kopf.warn).
         self.indexes = {index: indexes[index] for index in INDEXES}
         self.context = contextvars.copy_context()
-        self.later.schedule((namespace, name), REFRESH_DELAY_SECONDS)
+        self.later.schedule(key, delay)
 
-    def _run(self, key: tuple[str, str]) -> None:
+    def forget(self, key: Key) -> None:
+        self.later.cancel(key)
+        self.handled.pop(key, None)
+        self.retries.pop(key, None)
+
+    def _submit(self, key: Key) -> None:
+        # A context can be entered by one thread at a time: each reconcile runs in a copy of it.
+        self.pool.submit(self.context.copy().run, self._run, key)
+
+    def _run(self, key: Key) -> None:
+        found = list(self.indexes["gemma_deployments"].get(key, []))
+        if not found or found[0]["metadata"].get("deletionTimestamp"):
+            return  # the object is gone or going: the garbage collector takes the children
+        gemma = found[0]
+        retry = self.retries.get(key, 0)
+        reconciler: Reconciler = self.memo.reconciler
         try:
-            _refresh(key[0], key[1], self.memo, self.indexes)
+            outcome = reconciler.reconcile(gemma, _cluster(gemma, self.indexes), _warner(gemma), retry)
         except Exception:
-            log.exception("reconcile of %s/%s after a change of its children failed", *key)
+            log.exception("reconcile of %s/%s failed", *key)
+            outcome = Outcome("error", retry_after=backoff(retry))
+        metadata = gemma["metadata"]
+        self.handled[key] = (str(metadata.get("uid", "")), int(metadata.get("generation") or 0))
+        if outcome.retry_after is None:
+            self.retries.pop(key, None)
+        else:
+            self.retries[key] = retry + 1
+            self.later.schedule(key, outcome.retry_after)
+
+
+# --- the GemmaDeployment's own changes ----------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def gemma_changed(
+    *, type: str, meta: kopf.Meta, namespace: str | None, name: str, memo: Any, **indexes: Any
+) -> None:
+    key = (namespace or "", name)
+    if type == "DELETED":
+        memo.reconciles.forget(key)
+        memo.reconciler.forget(key)
+        memo.autoscaler.forget(key)
+    else:  # the initial listing (after a start or restart), additions and modifications
+        memo.reconciles.changed(key, meta, indexes)
+
+
+# --- children and pods: their changes flow into the owner's status, and drift is reverted -------
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
@@ -254,7 +260,7 @@ class Refresher:
 async def child_changed(*, meta: kopf.Meta, namespace: str | None, memo: Any, **indexes: Any) -> None:
     for owner in meta.get("ownerReferences") or []:
         if owner.get("kind") == KIND and owner.get("apiVersion") == API_VERSION:
-            memo.refresher.schedule(namespace or "", owner["name"], indexes)
+            memo.reconciles.request((namespace or "", owner["name"]), indexes)
 
 
 @kopf.on.event("nodes")
@@ -265,13 +271,13 @@ async def node_changed(*, type: str, name: str, memo: Any, **indexes: Any) -> No
     for (namespace, instance), pods in indexes["serving_pods"].items():
         if any(pod["spec"].get("nodeName") == name for pod in pods):
             for owner in indexes["gemma_by_instance"].get((namespace, instance), []):
-                memo.refresher.schedule(namespace, owner, indexes)
+                memo.reconciles.request((namespace, owner), indexes)
 
 
 @kopf.on.event("pods", labels=MANAGED)
 async def pod_changed(*, namespace: str | None, labels: Mapping[str, str], memo: Any, **indexes: Any) -> None:
     for owner in indexes["gemma_by_instance"].get((namespace or "", labels.get(INSTANCE, "")), []):
-        memo.refresher.schedule(namespace or "", owner, indexes)
+        memo.reconciles.request((namespace or "", owner), indexes)
 
 
 # --- the built-in autoscaler: a timer per GemmaDeployment with autoscaling on ------------------

@@ -128,7 +128,7 @@ class Reconciler:
                 outcome = self._reconcile(key, body, cluster, warn, retry)
             except ApiError as error:
                 metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
-                outcome = Outcome("error", retry_after=_backoff(retry))
+                outcome = Outcome("error", retry_after=backoff(retry))
                 warn("ApiError", str(error))
         metrics.RECONCILES.labels(outcome.result).inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -233,7 +233,7 @@ class Reconciler:
         if stalled_before.get("status") != "True" or stalled_before.get("message") != refusal.message:
             warn(refusal.reason, refusal.message)
         self._write_status(key, body, replace(observed, refusal=refusal))
-        return Outcome("stalled", retry_after=_backoff(retry) if refusal.reason in RETRYABLE else None)
+        return Outcome("stalled", retry_after=backoff(retry) if refusal.reason in RETRYABLE else None)
 
     def _missing_secret(self, deployment: GemmaDeployment) -> Refusal | None:
         reference = deployment.spec.model.token_secret_ref
@@ -450,7 +450,7 @@ def _fingerprint(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def _backoff(retry: int) -> float:
+def backoff(retry: int) -> float:
     return float(min(MAX_BACKOFF_SECONDS, 15 * 2 ** min(retry, 6)))
 
 
