@@ -43,7 +43,7 @@ Rules for namespaced resources: in a ClusterRole for cluster-wide installs, in a
 watched namespace otherwise.
 */}}
 {{- define "gemma-operator.namespacedRules" -}}
-# GemmaDeployments: kopf lists and watches them and keeps its progress in annotations (patch).
+# GemmaDeployments: kopf lists and watches them, and adds a finalizer (patch) to those with an autoscaling timer.
 - apiGroups: [serving.gemma.dev]
   resources: [gemmadeployments]
   verbs: [get, list, watch, patch]

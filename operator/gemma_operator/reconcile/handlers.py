@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -37,9 +38,24 @@ INDEXES = (
 )
 
 
+class NoChangeDetection(kopf.DiffBaseStorage):
+    """No essence to diff: with no create/update handlers (reconciles are level-based), kopf's default
+    would still deep-copy every event's whole body, managedFields and all, only to find no handler."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        raise AssertionError("nothing registers create or update handlers")
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.reconciles = Reconciles(memo)
+    settings.persistence.diffbase_storage = NoChangeDetection()
     # Events only for what a person must act on; kopf's per-handler chatter would cost a write each.
     settings.posting.level = logging.WARNING
     # A watch that silently dies must be noticed and restarted.
@@ -86,30 +102,40 @@ async def serving_pods(
     return {(namespace or "", labels.get(INSTANCE, "")): slim}
 
 
-def _child(body: kopf.Body) -> dict[str, Any]:
+# The indexes of children and GemmaDeployments hold JSON text, decoded when a reconcile reads it:
+# a parsed Deployment takes five times the memory of its JSON, and at a thousand GemmaDeployments
+# the parsed copies were the largest part of the operator's memory.
+def _packed(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _unpacked(found: Iterable[str]) -> dict[str, Any] | None:
+    first = next(iter(found), None)
+    return None if first is None else cast(dict[str, Any], json.loads(first))
+
+
+def _child(body: kopf.Body) -> str:
     """The child as reconciles compare it, without managedFields (the largest part, and never compared)."""
     metadata = {key: value for key, value in body.metadata.items() if key != "managedFields"}
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": metadata,
-        "spec": dict(body.spec),
-        "status": dict(body.status),
-    }
+    return _packed(
+        {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": metadata,
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }
+    )
 
 
 # The live children, so that reconciles triggered by pod and child events need no GET.
 @kopf.index("apps", "v1", "deployments", labels=MANAGED)
-async def managed_deployments(
-    *, body: kopf.Body, namespace: str | None, name: str, **_: Any
-) -> dict[tuple[str, str], dict[str, Any]]:
+async def managed_deployments(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, str]:
     return {(namespace or "", name): _child(body)}
 
 
 @kopf.index("services", labels=MANAGED)
-async def managed_services(
-    *, body: kopf.Body, namespace: str | None, name: str, **_: Any
-) -> dict[tuple[str, str], dict[str, Any]]:
+async def managed_services(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, str]:
     return {(namespace or "", name): _child(body)}
 
 
@@ -132,10 +158,8 @@ def _essence(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-async def gemma_deployments(
-    *, body: kopf.Body, namespace: str | None, name: str, **_: Any
-) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(namespace or "", name): _essence(body)}
+async def gemma_deployments(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, str]:
+    return {(namespace or "", name): _packed(_essence(body))}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -148,9 +172,9 @@ def _cluster(gemma: Mapping[str, Any], indexes: Mapping[str, Any]) -> Cluster:
     namespace, name = gemma["metadata"]["namespace"], gemma["metadata"]["name"]
     children = (namespace, child_name(name))
     live = {
-        kind: found[0]
+        kind: child
         for kind, index in (("Deployment", "managed_deployments"), ("Service", "managed_services"))
-        if (found := list(indexes[index].get(children, [])))
+        if (child := _unpacked(indexes[index].get(children, []))) is not None
     }
     return Cluster(
         children=live,
@@ -215,10 +239,9 @@ class Reconciles:
         self.pool.submit(self.context.copy().run, self._run, key)
 
     def _run(self, key: Key) -> None:
-        found = list(self.indexes["gemma_deployments"].get(key, []))
-        if not found or found[0]["metadata"].get("deletionTimestamp"):
+        gemma = _unpacked(self.indexes["gemma_deployments"].get(key, []))
+        if gemma is None or gemma["metadata"].get("deletionTimestamp"):
             return  # the object is gone or going: the garbage collector takes the children
-        gemma = found[0]
         retry = self.retries.get(key, 0)
         reconciler: Reconciler = self.memo.reconciler
         try:

@@ -80,9 +80,10 @@ class Reconciler:
     last_seen: dict[Key, tuple[Mapping[str, Any], Observed]] = field(default_factory=dict)
     # The built-in autoscaler's latest word per object (it sets replicas when autoscaling is on).
     scaling: dict[Key, Scaling] = field(default_factory=dict)
-    # Per object: the children rendered for one (uid, generation, replicas, plan); rendering is most of
-    # a reconcile's CPU, and most reconciles (child and pod events) render the same thing again.
-    rendered: dict[Key, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # Per object: the children rendered for one (uid, generation, replicas, plan), as JSON text (a fifth
+    # of their parsed size); rendering is most of a reconcile's CPU, and most reconciles (child and pod
+    # events) would render the same thing again.
+    rendered: dict[Key, tuple[str, str]] = field(default_factory=dict)
     # Optional children known to be absent (or not ours), so that no reconcile GETs them again.
     unwanted_checked: set[ObjectRef] = field(default_factory=set)
     # Status detail held back (see STATUS_DETAIL_SECONDS): when each object's status was last written,
@@ -251,20 +252,18 @@ class Reconciler:
     def _manifests(
         self, key: Key, body: Mapping[str, Any], deployment: GemmaDeployment, report: PlanReport, replicas: int
     ) -> list[dict[str, Any]]:
-        """The children with their owner reference, rendered once per uid, generation, replicas and plan.
-
-        The manifests are shared between reconciles: nothing downstream modifies them.
-        """
+        """The children with their owner reference, rendered once per uid, generation, replicas and plan."""
         metadata = body["metadata"]
         token = json.dumps([metadata["uid"], metadata.get("generation"), replicas, report.to_wire()], default=str)
         cached = self.rendered.get(key)
         if cached is not None and cached[0] == token:
-            return cached[1]
+            manifests: list[dict[str, Any]] = json.loads(cached[1])
+            return manifests
         owner = _owner(body)
         manifests = render(deployment, report, replicas)
         for manifest in manifests:
             manifest["metadata"]["ownerReferences"] = [owner]
-        self.rendered[key] = (token, manifests)
+        self.rendered[key] = (token, json.dumps(manifests, separators=(",", ":")))
         return manifests
 
     def _apply_children(
