@@ -47,7 +47,7 @@ EXTRA_ROWS: list[tuple[str, str]] = [
     ("createSeconds", "time the benchmark took to create the CRs (s)"),
     ("rawSeconds", "raw floor: first request → last object seen (s)"),
     ("rawCreateLatencyP99Ms", "raw request → Deployment p99 (ms)"),
-    ("resyncSeconds", "restart → a resume reconcile of every CR (s)"),
+    ("resyncSeconds", "restart → every CR reconciled again (s)"),
     ("specChangeSeconds", "spec change → every CR Ready at the new generation (s)"),
     ("deleteSeconds", "delete → every CR and child gone (s)"),
     ("operatorPeakRssMiB", "operator peak RSS, VmHWM (MiB)"),
@@ -166,7 +166,7 @@ def _readme(
         "counted the same way as a check (its writes counted = made).",
         "- **Phases** (each ends when the operator has made no write and no reconcile for 15 s): create; "
         f"steady state ({details['settings']['steady_seconds']} s idle: writes, and CPU from "
-        "`/proc/<pid>/stat`); restart (SIGTERM, start, resume of every CR); spec change "
+        "`/proc/<pid>/stat`); restart (SIGTERM, start, a reconcile of every CR); spec change "
         f"(`maxConcurrentSequences` 4 → 2 on {details['settings']['sample']} CRs spread over the mix: a new "
         "template and a rollout); delete of the same CRs. Writes are per CR, so a sample gives the same "
         "number as all of them without a 1000-Deployment rollout through the controller-manager.",

@@ -268,7 +268,7 @@ class Bench:
         operator.stop()
         started = time.monotonic()
         await asyncio.to_thread(operator.start)
-        await self.wait_for(lambda: reconciles(operator) >= s.crs, "a resume reconcile of every CR")
+        await self.wait_for(lambda: reconciles(operator) >= s.crs, "a reconcile of every CR after the restart")
         resumed = time.monotonic()
         after = await self.quiet(admin, client, operator)
         delta = after - before
