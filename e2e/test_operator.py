@@ -354,7 +354,8 @@ def test_token_secret_is_referenced_never_read(plane: Plane, gemma: Gemma, opera
     assert all(secret_value not in (event.message or "") for event in gemma.events("secretive"))
     # Retries and handling leave no mark outside status: no progress or last-handled annotations.
     metadata = gemma.get("secretive")["metadata"]
-    assert not metadata.get("annotations") and not metadata.get("finalizers"), metadata
+    assert not metadata.get("annotations"), metadata
+    assert not metadata.get("finalizers"), metadata
 
 
 def test_steady_state_makes_no_writes(plane: Plane, gemma: Gemma, operator: OperatorProcess) -> None:
