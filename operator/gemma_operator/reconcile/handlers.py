@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from gemma_operator.planning import NodeInfo, node_from_object
 from gemma_operator.planning.inventory import InventoryError
 from gemma_operator.reconcile.deferral import Deferred
 from gemma_operator.reconcile.observe import TERMINAL_PHASES, gpus_requested
+from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.reconciler import Cluster, Key, Outcome, Reconciler, backoff
 from gemma_operator.rendering import child_name, label_value
 from gemma_operator.rendering.render import MANAGER
@@ -102,22 +102,22 @@ async def serving_pods(
     return {(namespace or "", labels.get(INSTANCE, "")): slim}
 
 
-# The indexes of children and GemmaDeployments hold JSON text, decoded when a reconcile reads it:
-# a parsed Deployment takes five times the memory of its JSON, and at a thousand GemmaDeployments
-# the parsed copies were the largest part of the operator's memory.
-def _packed(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, separators=(",", ":"))
-
-
+# The indexes of children and GemmaDeployments hold packed JSON, decoded when a reconcile reads it:
+# at a thousand GemmaDeployments the parsed copies were the largest part of the operator's memory.
 def _unpacked(found: Iterable[str]) -> dict[str, Any] | None:
     first = next(iter(found), None)
-    return None if first is None else cast(dict[str, Any], json.loads(first))
+    return None if first is None else cast(dict[str, Any], unpack(first))
+
+
+def _version(metadata: Mapping[str, Any]) -> tuple[str, int]:
+    """What a reconcile of the object depends on in its metadata (the spec is behind the generation)."""
+    return str(metadata.get("uid", "")), int(metadata.get("generation") or 0)
 
 
 def _child(body: kopf.Body) -> str:
     """The child as reconciles compare it, without managedFields (the largest part, and never compared)."""
     metadata = {key: value for key, value in body.metadata.items() if key != "managedFields"}
-    return _packed(
+    return pack(
         {
             "apiVersion": body.get("apiVersion"),
             "kind": body.get("kind"),
@@ -159,7 +159,7 @@ def _essence(body: Mapping[str, Any]) -> dict[str, Any]:
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def gemma_deployments(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, str]:
-    return {(namespace or "", name): _packed(_essence(body))}
+    return {(namespace or "", name): pack(_essence(body))}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -217,8 +217,7 @@ class Reconciles:
 
     def changed(self, key: Key, metadata: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
         """The object itself changed: reconcile now, unless this generation was handled (our own status writes)."""
-        version = (str(metadata.get("uid", "")), int(metadata.get("generation") or 0))
-        if self.handled.get(key) != version:
+        if self.handled.get(key) != _version(metadata):
             self.retries.pop(key, None)
             self.request(key, indexes, 0.0)
 
@@ -249,8 +248,7 @@ class Reconciles:
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)
             outcome = Outcome("error", retry_after=backoff(retry))
-        metadata = gemma["metadata"]
-        self.handled[key] = (str(metadata.get("uid", "")), int(metadata.get("generation") or 0))
+        self.handled[key] = _version(gemma["metadata"])
         if outcome.retry_after is None:
             self.retries.pop(key, None)
         else:

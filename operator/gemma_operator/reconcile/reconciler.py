@@ -21,6 +21,7 @@ from gemma_operator.reconcile.deferral import Deferred
 from gemma_operator.reconcile.diffing import drifted, merge_patch
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state
+from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.verification import Verification, Verifier
 from gemma_operator.rendering import Identity, child_name, endpoint, render
 
@@ -257,13 +258,13 @@ class Reconciler:
         token = json.dumps([metadata["uid"], metadata.get("generation"), replicas, report.to_wire()], default=str)
         cached = self.rendered.get(key)
         if cached is not None and cached[0] == token:
-            manifests: list[dict[str, Any]] = json.loads(cached[1])
+            manifests: list[dict[str, Any]] = unpack(cached[1])
             return manifests
         owner = _owner(body)
         manifests = render(deployment, report, replicas)
         for manifest in manifests:
             manifest["metadata"]["ownerReferences"] = [owner]
-        self.rendered[key] = (token, json.dumps(manifests, separators=(",", ":")))
+        self.rendered[key] = (token, pack(manifests))
         return manifests
 
     def _apply_children(
