@@ -6,7 +6,7 @@ from typing import Any
 
 from gemma_operator.api import Family, GemmaDeployment, PlanReport, Target, parse_deployment
 from gemma_operator.catalog import AcceleratorClasses, default_accelerator_classes
-from gemma_operator.planning import NodeInfo, plan
+from gemma_operator.planning import NodeInfo, Plan, plan, plan_report
 
 
 def deployment(name: str = "chat", namespace: str = "ml", **spec: Any) -> GemmaDeployment:
@@ -23,7 +23,16 @@ def deployment(name: str = "chat", namespace: str = "ml", **spec: Any) -> GemmaD
 
 
 def plan_for(nodes: list[NodeInfo] | None = None, classes: AcceleratorClasses | None = None, **spec: Any) -> PlanReport:
-    return plan(deployment(**spec), classes or default_accelerator_classes(), nodes)
+    """The plan as the CLI's JSON and status.plan report it."""
+    gd = deployment(**spec)
+    return plan_report(gd, plan(gd, classes or default_accelerator_classes(), nodes))
+
+
+def fitted(gd: GemmaDeployment) -> Plan:
+    """The plan of a GemmaDeployment that must fit with the default accelerator classes."""
+    result = plan(gd, default_accelerator_classes())
+    assert isinstance(result, Plan), result
+    return result
 
 
 # A variant each kind of node holds at the default limits (in int4): the large ones on GPUs, small ones elsewhere.

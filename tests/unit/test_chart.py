@@ -10,10 +10,9 @@ import yaml
 
 from gemma_operator.catalog import default_accelerator_classes
 from gemma_operator.catalog.load import parse_accelerator_classes
-from gemma_operator.planning import plan
 from gemma_operator.rendering import render as render_children
 
-from .builders import deployment
+from .builders import deployment, fitted
 from .chart import CHART, NAMESPACE, RELEASE, ROOT, container, find, grants, helm, render, set_flags, template_text
 
 KUBERNETES_VERSION = "1.36.0"
@@ -238,7 +237,7 @@ def test_monitors_select_what_they_should() -> None:
         {"model": {"family": "gemma-3", "variant": "27b"}},
     ):
         gd = deployment(**spec)
-        children = render_children(gd, plan(gd, default_accelerator_classes()))
+        children = render_children(gd, fitted(gd))
         workload = next(m for m in children if m["kind"] == "Deployment")
         template = workload["spec"]["template"]
         assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()

@@ -17,6 +17,8 @@ from gemma_operator.catalog import default_accelerator_classes
 from gemma_operator.planning import plan
 from gemma_operator.rendering import render
 
+from .builders import fitted
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
 KUBERNETES_VERSION = "1.36.0"
@@ -52,7 +54,7 @@ def test_every_example_renders_valid_children(path: Path) -> None:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             continue
         deployment = parse_deployment(doc)
-        for child in render(deployment, plan(deployment, default_accelerator_classes())):
+        for child in render(deployment, fitted(deployment)):
             if child["apiVersion"] != "monitoring.coreos.com/v1":
                 kubernetes_validate.validate(child, KUBERNETES_VERSION, strict=True)
 
@@ -75,7 +77,7 @@ def test_token_secret_example_references_its_secret() -> None:
     assert "REPLACE" in secret["stringData"][reference["key"]]  # a placeholder, never a real token
     deployment = parse_deployment(gemma)
     workload = next(
-        c for c in render(deployment, plan(deployment, default_accelerator_classes())) if c["kind"] == "Deployment"
+        c for c in render(deployment, fitted(deployment)) if c["kind"] == "Deployment"
     )
     env = workload["spec"]["template"]["spec"]["containers"][0]["env"]
     by_reference = [v for v in env if "valueFrom" in v]
@@ -85,9 +87,7 @@ def test_token_secret_example_references_its_secret() -> None:
 
 def test_gemma_3_example_runs_on_tgi() -> None:
     deployment = parse_deployment(gemma_of("gemma-3-27b-tgi-h100.yaml"))
-    report = plan(deployment, default_accelerator_classes())
-    assert report.runtime is not None
+    report = fitted(deployment)
     assert report.runtime.name.value == "tgi"
     assert "text-generation-inference" in report.runtime.image
-    assert report.placement is not None
     assert report.placement.accelerator_class == "h100"

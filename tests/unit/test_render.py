@@ -7,12 +7,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from gemma_operator.api import Family, GemmaDeployment, Runtime, Target
+from gemma_operator.api import Family, GemmaDeployment, Reason, Runtime, Target
 from gemma_operator.catalog import default_accelerator_classes, runtimes
-from gemma_operator.planning import plan
-from gemma_operator.rendering import NotRenderable, cache_claim_name, child_name, endpoint, label_value, render
+from gemma_operator.planning import Refused, plan
+from gemma_operator.rendering import cache_claim_name, child_name, endpoint, label_value, render
 
-from .builders import MATRIX_VARIANTS, deployment
+from .builders import MATRIX_VARIANTS, deployment, fitted
 
 KUBERNETES_VERSION = "1.36.0"
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -34,7 +34,7 @@ def children(
     spec: dict[str, Any], name: str = "chat", replicas: int | None = None
 ) -> tuple[GemmaDeployment, list[dict[str, Any]]]:
     gd = deployment(name=name, **spec)
-    return gd, render(gd, plan(gd, default_accelerator_classes()), replicas)
+    return gd, render(gd, fitted(gd), replicas)
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -136,7 +136,7 @@ def test_labels_on_every_child_and_the_pod_template() -> None:
         assert obj["metadata"]["namespace"] == "ml"
     template = by_kind(objects)["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert template == {**wanted, "serving.gemma.dev/runtime": "vllm"}
-    assert endpoint(gd, plan(gd, default_accelerator_classes())) == "http://chat.ml.svc:8000"
+    assert endpoint(gd, fitted(gd)) == "http://chat.ml.svc:8000"
 
 
 def test_placement_reaches_the_pod() -> None:
@@ -187,7 +187,7 @@ def test_names_stay_valid_however_long(name: str) -> None:
         assert obj["metadata"]["name"][0].isalpha()
         assert len(obj["metadata"]["labels"]["app.kubernetes.io/instance"]) <= 63
     service = by_kind(objects)["Service"]
-    assert endpoint(gd, plan(gd, default_accelerator_classes())).startswith(
+    assert endpoint(gd, fitted(gd)).startswith(
         f"http://{service['metadata']['name']}.ml.svc:"
     )
 
@@ -202,10 +202,12 @@ def test_truncated_names_are_stable_and_distinct() -> None:
     assert len(label_value("z" * 300)) == 63
 
 
-def test_a_plan_that_does_not_fit_renders_nothing() -> None:
-    gd = deployment(model={"variant": "31b"}, placement={"target": "cpu"})
-    with pytest.raises(NotRenderable, match="runs on GPUs only"):
-        render(gd, plan(gd, default_accelerator_classes()))
+def test_a_refused_spec_has_no_plan_to_render() -> None:
+    refused = plan(deployment(model={"variant": "31b"}, placement={"target": "cpu"}), default_accelerator_classes())
+    assert isinstance(refused, Refused)
+    assert refused.reason is Reason.UNSATISFIABLE
+    assert refused.closest is None
+    assert "runs on GPUs only" in refused.message
 
 
 # Every (runtime, family, hardware) the catalog says can be served, whether auto picks it or not.

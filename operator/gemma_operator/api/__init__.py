@@ -1,5 +1,6 @@
 """api: the GemmaDeployment contract as frozen pydantic models; the CRD is generated from them."""
 
+from gemma_operator.api.reasons import RETRYABLE_REFUSALS, Reason
 from gemma_operator.api.plan import FitsUpTo, LimitsPlan, MemoryPlan, PlacementPlan, PlanReport, RuntimePlan
 from gemma_operator.api.resource import (
     API_VERSION,
@@ -63,6 +64,8 @@ __all__ = [
     "PlacementSpec",
     "PlanReport",
     "Precision",
+    "RETRYABLE_REFUSALS",
+    "Reason",
     "Runtime",
     "RuntimeChoice",
     "ScalingDecision",

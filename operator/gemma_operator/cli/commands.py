@@ -22,7 +22,15 @@ from gemma_operator.catalog import (
 )
 from gemma_operator.cli.documents import Problem, read_deployments
 from gemma_operator.cli.tables import markdown, table
-from gemma_operator.planning import InventoryError, NodeInfo, inventory_from_node_list, plan
+from gemma_operator.planning import (
+    InventoryError,
+    NodeInfo,
+    Plan,
+    PlanResult,
+    inventory_from_node_list,
+    plan,
+    plan_report,
+)
 from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, frontier
 from gemma_operator.rendering import render
 
@@ -57,8 +65,9 @@ def node_inventory(path: Path | None) -> tuple[NodeInfo, ...] | None:
 
 def _plans(
     files: list[Path], classes: AcceleratorClasses, nodes: tuple[NodeInfo, ...] | None, errors: TextIO
-) -> tuple[list[tuple[GemmaDeployment, PlanReport]], bool]:
-    plans, invalid = [], False
+) -> tuple[list[tuple[GemmaDeployment, PlanResult]], bool]:
+    plans: list[tuple[GemmaDeployment, PlanResult]] = []
+    invalid = False
     for item in read_deployments(files):
         if isinstance(item, Problem):
             print(f"error: {item}", file=errors)
@@ -68,10 +77,10 @@ def _plans(
     return plans, invalid
 
 
-def _status(invalid: bool, plans: list[tuple[GemmaDeployment, PlanReport]]) -> int:
+def _status(invalid: bool, plans: list[tuple[GemmaDeployment, PlanResult]]) -> int:
     if invalid:
         return BAD_INPUT
-    return OK if all(report.fits for _, report in plans) else DOES_NOT_FIT
+    return OK if all(isinstance(result, Plan) for _, result in plans) else DOES_NOT_FIT
 
 
 def plan_command(
@@ -83,12 +92,12 @@ def plan_command(
     errors: TextIO = sys.stderr,
 ) -> int:
     plans, invalid = _plans(files, accelerator_classes(classes_file), node_inventory(nodes), errors)
-    reports = [report for _, report in plans]
+    reports = [(deployment, plan_report(deployment, result)) for deployment, result in plans]
     if output == "json":
-        json.dump([report.to_wire() for report in reports], out, indent=2)
+        json.dump([report.to_wire() for _, report in reports], out, indent=2)
         out.write("\n")
     else:
-        out.write(_plan_table(plans) + "\n")
+        out.write(_plan_table(reports) + "\n")
     return _status(invalid, plans)
 
 
@@ -139,12 +148,13 @@ def render_command(
 ) -> int:
     plans, invalid = _plans(files, accelerator_classes(classes_file), node_inventory(nodes), errors)
     manifests = []
-    for deployment, report in plans:
-        if report.fits:
-            manifests += render(deployment, report)
+    for deployment, result in plans:
+        if isinstance(result, Plan):
+            manifests += render(deployment, result)
         else:
-            for problem in report.problems:
-                print(f"error: {report.namespace}/{report.name}: {problem}", file=errors)
+            metadata = deployment.metadata
+            for problem in result.problems:
+                print(f"error: {metadata.namespace}/{metadata.name}: {problem}", file=errors)
     yaml.safe_dump_all(manifests, out, sort_keys=False)
     return _status(invalid, plans)
 

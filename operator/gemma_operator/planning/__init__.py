@@ -2,5 +2,16 @@
 
 from gemma_operator.planning.inventory import InventoryError, NodeInfo, inventory_from_node_list, node_from_object
 from gemma_operator.planning.planner import plan
+from gemma_operator.planning.result import Plan, PlanResult, Refused, plan_report
 
-__all__ = ["InventoryError", "NodeInfo", "inventory_from_node_list", "node_from_object", "plan"]
+__all__ = [
+    "InventoryError",
+    "NodeInfo",
+    "Plan",
+    "PlanResult",
+    "Refused",
+    "inventory_from_node_list",
+    "node_from_object",
+    "plan",
+    "plan_report",
+]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gemma_operator.api import GemmaDeployment, Precision
 from gemma_operator.catalog import AcceleratorClasses, variants
 from gemma_operator.planning.planner import plan
+from gemma_operator.planning.result import Plan
 
 FRONTIER_CONTEXTS = (8192, 32768, 131072, 262144)
 
@@ -43,10 +44,10 @@ def _cell(
             },
         }
     )
-    report = plan(deployment, classes)
-    if not report.fits or report.fits_up_to is None or report.placement is None:
+    result = plan(deployment, classes)
+    if not isinstance(result, Plan):
         return Cell(context, None, None)
-    return Cell(context, report.fits_up_to.concurrent_sequences, report.placement.gpus_per_replica)
+    return Cell(context, result.fits_up_to.concurrent_sequences, result.placement.gpus_per_replica)
 
 
 def frontier(classes: AcceleratorClasses) -> Iterator[Row]:

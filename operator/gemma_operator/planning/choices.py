@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from gemma_operator.api import RuntimeChoice, Target, TargetChoice
+from gemma_operator.api import Reason, RuntimeChoice, Target, TargetChoice
 from gemma_operator.catalog import RuntimeFacts, Variant, runtimes
+from gemma_operator.planning.result import Refused
 
 TENSOR_PARALLEL_DEGREES = (1, 2, 4, 8)
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A request that cannot be served as asked, and what to do about it."""
-
-    message: str
+def _unsatisfiable(message: str) -> Refused:
+    return Refused.because(Reason.UNSATISFIABLE, message)
 
 
-def choose_target(asked: TargetChoice, variant: Variant) -> Target | Refusal:
+def choose_target(asked: TargetChoice, variant: Variant) -> Target | Refused:
     if asked is TargetChoice.AUTO:
         return variant.default_target
     target = Target(asked.value)
     if variant.gpu_only and target is not Target.GPU:
-        return Refusal(
+        return _unsatisfiable(
             f"{variant.label} runs on GPUs only; placement.target {target.value} cannot host it (use gpu or auto)"
         )
     return target
 
 
-def choose_runtime(asked: RuntimeChoice, variant: Variant, target: Target) -> RuntimeFacts | Refusal:
+def choose_runtime(asked: RuntimeChoice, variant: Variant, target: Target) -> RuntimeFacts | Refused:
     """API.md's rule for auto (TGI where it can, else vLLM on GPU, else llama.cpp), or the runtime asked for."""
     known = runtimes()
     if asked is RuntimeChoice.AUTO:
         for facts in known.values():
             if facts.auto_serves(variant.family, target):
                 return facts
-        return Refusal(f"no runtime serves {variant.label} on {target.value} nodes")
+        return _unsatisfiable(f"no runtime serves {variant.label} on {target.value} nodes")
     facts = next(f for f in known.values() if f.name.value == asked.value)
     if facts.can_serve(variant.family, target):
         return facts
@@ -45,19 +41,19 @@ def choose_runtime(asked: RuntimeChoice, variant: Variant, target: Target) -> Ru
     )
     working = [f.name.value for f in known.values() if f.auto_serves(variant.family, target)]
     advice = f"; use runtime {working[0]} (or auto)" if working else ""
-    return Refusal(f"runtime {facts.name.value} cannot serve {variant.label} on {target.value} nodes: {reason}{advice}")
+    return _unsatisfiable(f"runtime {facts.name.value} cannot serve {variant.label} on {target.value} nodes: {reason}{advice}")
 
 
 def divides_heads(degree: int, variant: Variant) -> bool:
     return all(count % degree == 0 for count in variant.attention.head_counts())
 
 
-def tensor_parallel_candidates(asked: int, variant: Variant) -> tuple[int, ...] | Refusal:
+def tensor_parallel_candidates(asked: int, variant: Variant) -> tuple[int, ...] | Refused:
     """Degrees to try, smallest first: the one asked for, or every power of two that divides the heads."""
     if asked:
         if not divides_heads(asked, variant):
             heads = variant.attention.head_counts()
-            return Refusal(
+            return _unsatisfiable(
                 f"gpusPerReplica {asked} does not divide {variant.label}'s head counts "
                 f"({heads[0]} attention, {heads[1]} sliding KV, {heads[2]} global KV)"
             )

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from gemma_operator.api import (
     FitsUpTo,
     GemmaDeployment,
-    LimitsPlan,
     MemoryPlan,
     PlacementPlan,
-    PlanReport,
+    Reason,
     RuntimePlan,
     TaintEffect,
     Target,
@@ -21,7 +20,6 @@ from gemma_operator.api import (
 from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
 from gemma_operator.planning import memory
 from gemma_operator.planning.choices import (
-    Refusal,
     choose_runtime,
     choose_target,
     tensor_parallel_candidates,
@@ -35,6 +33,7 @@ from gemma_operator.planning.inventory import (
     matches_selector,
 )
 from gemma_operator.planning.launch import Launch, runtime_args
+from gemma_operator.planning.result import Plan, PlanResult, Refused
 
 
 @dataclass(frozen=True)
@@ -199,37 +198,41 @@ def _host_memory_gib(
 
 def _accelerator(
     deployment: GemmaDeployment, classes: AcceleratorClasses, target: Target
-) -> AcceleratorClass | Refusal | None:
+) -> AcceleratorClass | Refused | None:
     placement = deployment.spec.placement
     if target is not Target.GPU:
         if placement.accelerator_class:
-            return Refusal(
+            return Refused.because(
+            Reason.UNSATISFIABLE,
                 f"placement.acceleratorClass {placement.accelerator_class} applies to GPU targets only, "
                 f"not {target.value}"
             )
         if placement.gpus_per_replica:
-            return Refusal(
+            return Refused.because(
+            Reason.UNSATISFIABLE,
                 f"placement.gpusPerReplica {placement.gpus_per_replica} applies to GPU targets only, not {target.value}"
             )
         return None
     name = placement.accelerator_class or classes.default_class
     found = classes.classes.get(name)
     if found is None:
-        return Refusal(
+        return Refused.because(
+            Reason.UNSATISFIABLE,
             f"placement.acceleratorClass {name} is not a configured accelerator class "
             f"(known: {', '.join(sorted(classes.classes))})"
         )
     return found
 
 
-def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFacts) -> str | Refusal:
+def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFacts) -> str | Refused:
     model = deployment.spec.model
     if model.repository:
         return model.repository
     repositories = variant.gguf if runtime.gguf_quant else variant.repositories
     repository = repositories.instruction_tuned if model.instruction_tuned else repositories.base
     if repository is None:
-        return Refusal(
+        return Refused.because(
+            Reason.UNSATISFIABLE,
             f"no {runtime.name.value} build of the base {variant.label} is catalogued; set spec.model.repository"
         )
     return repository
@@ -257,80 +260,49 @@ def _advice(request: Request, sizing: Sizing, per_device_gib: float, candidates:
     return "; ".join(hints)
 
 
-def plan(
-    deployment: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None = None
-) -> PlanReport:
+def plan(deployment: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None = None) -> PlanResult:
     """Plan one GemmaDeployment. Raises InvalidSpec for a variant the catalog does not know."""
     spec = deployment.spec
     variant = lookup(spec.model.family, spec.model.variant)
-    limits = LimitsPlan(
-        max_context_tokens=spec.serving.max_context_tokens,
-        max_concurrent_sequences=spec.serving.max_concurrent_sequences,
-    )
-
-    def refused(*problems: str) -> PlanReport:
-        return PlanReport(
-            name=deployment.metadata.name,
-            namespace=deployment.metadata.namespace,
-            fits=False,
-            problems=list(problems),
-            limits=limits,
-        )
-
     if spec.serving.max_context_tokens > variant.max_context_tokens:
-        return refused(
+        return Refused.because(
+            Reason.UNSATISFIABLE,
             f"serving.maxContextTokens {spec.serving.max_context_tokens} exceeds "
-            f"{variant.label}'s maximum of {variant.max_context_tokens}"
+            f"{variant.label}'s maximum of {variant.max_context_tokens}",
         )
     target = choose_target(spec.placement.target, variant)
-    if isinstance(target, Refusal):
-        return refused(target.message)
+    if isinstance(target, Refused):
+        return target
     accelerator = _accelerator(deployment, classes, target)
-    if isinstance(accelerator, Refusal):
-        return refused(accelerator.message)
+    if isinstance(accelerator, Refused):
+        return accelerator
     runtime = choose_runtime(spec.serving.runtime, variant, target)
-    if isinstance(runtime, Refusal):
-        return refused(runtime.message)
+    if isinstance(runtime, Refused):
+        return runtime
     model_id = _model_id(deployment, variant, runtime)
-    if isinstance(model_id, Refusal):
-        return refused(model_id.message)
+    if isinstance(model_id, Refused):
+        return model_id
 
     request = Request(variant=variant, runtime=runtime, deployment=deployment, target=target)
     image = runtime.images[target]
     context, sequences = spec.serving.max_context_tokens, spec.serving.max_concurrent_sequences
     if accelerator is not None:
         candidates = tensor_parallel_candidates(spec.placement.gpus_per_replica, variant)
-        if isinstance(candidates, Refusal):
-            return refused(candidates.message)
+        if isinstance(candidates, Refused):
+            return candidates
         per_device = accelerator.memory_gib
         sizings = [request.size(d, per_device, context, sequences) for d in candidates]
         sizing = next((s for s in sizings if s.fits), sizings[-1])
         hardware = f"{sizing.devices} x {accelerator.name}"
         all_degrees = tensor_parallel_candidates(0, variant)
-        advice_degrees = all_degrees if not isinstance(all_degrees, Refusal) else ()
+        advice_degrees = all_degrees if not isinstance(all_degrees, Refused) else ()
     else:
         per_device = _host_memory_gib(request, classes, nodes, image.architectures)
         sizing = request.size(1, per_device, context, sequences)
         hardware = f"a {target.value} node"
         advice_degrees = ()
 
-    problems: list[str] = []
-    if not sizing.fits:
-        utilisation = f"{runtime.memory_utilization:.0%}"
-        message = (
-            f"{variant.label} {spec.model.precision.value} does not fit {hardware}: it needs {_fmt(sizing.required)} "
-            f"(weights {_fmt(sizing.weights)}, KV cache {_fmt(sizing.kv_cache)}, overhead {_fmt(sizing.overhead)}) "
-            f"but {hardware} offers {_fmt(sizing.available)} at {utilisation} utilisation"
-        )
-        advice = _advice(request, sizing, per_device, advice_degrees)
-        problems.append(message + (f"; {advice}" if advice else ""))
-
     placement = _placement(request, accelerator, sizing.devices, image.architectures)
-    if nodes is not None and sizing.fits:
-        unplaceable = _unplaceable(placement, sizing, nodes, image.architectures)
-        if unplaceable:
-            problems.append(unplaceable)
-
     launch = Launch(
         runtime=runtime,
         family=variant.family,
@@ -342,11 +314,7 @@ def plan(
         context_tokens=context,
         sequences=sequences,
     )
-    return PlanReport(
-        name=deployment.metadata.name,
-        namespace=deployment.metadata.namespace,
-        fits=not problems,
-        problems=problems,
+    sized = Plan(
         runtime=RuntimePlan(
             name=runtime.name,
             image=spec.serving.image or image.image,
@@ -354,6 +322,19 @@ def plan(
         ),
         placement=placement,
         memory=sizing.report(),
-        limits=limits,
         fits_up_to=_frontier(request, sizing, per_device),
     )
+    if not sizing.fits:
+        utilisation = f"{runtime.memory_utilization:.0%}"
+        message = (
+            f"{variant.label} {spec.model.precision.value} does not fit {hardware}: it needs {_fmt(sizing.required)} "
+            f"(weights {_fmt(sizing.weights)}, KV cache {_fmt(sizing.kv_cache)}, overhead {_fmt(sizing.overhead)}) "
+            f"but {hardware} offers {_fmt(sizing.available)} at {utilisation} utilisation"
+        )
+        advice = _advice(request, sizing, per_device, advice_degrees)
+        return Refused(Reason.DOES_NOT_FIT, (message + (f"; {advice}" if advice else ""),), closest=sized)
+    if nodes is not None:
+        unplaceable = _unplaceable(placement, sizing, nodes, image.architectures)
+        if unplaceable:
+            return Refused(Reason.NO_NODE_FITS, (unplaceable,), closest=sized)
+    return sized

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemma_operator.api import ConditionStatus, PlanReport
+from gemma_operator.api import ConditionStatus, PlanReport, Reason
+from gemma_operator.planning import Plan, PlanResult, Refused
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value, ConditionStatus.UNKNOWN.value
 
@@ -31,22 +32,14 @@ class PodState:
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """Why the spec cannot be served now: a CamelCase reason and a message with the numbers."""
-
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Scaling:
     """The built-in autoscaler's part of the status; conditions as (status, reason, message)."""
 
     desired: int
     last_scale_time: str = ""
     decisions: tuple[Mapping[str, Any], ...] = ()
-    active: tuple[str, str, str] = (UNKNOWN, "WaitingForMetrics", "no scrape yet")
-    limited: tuple[str, str, str] = (FALSE, "WithinLimits", "")
+    active: tuple[str, Reason, str] = (UNKNOWN, Reason.WAITING_FOR_METRICS, "no scrape yet")
+    limited: tuple[str, Reason, str] = (FALSE, Reason.WITHIN_LIMITS, "")
 
 
 @dataclass(frozen=True)
@@ -55,22 +48,25 @@ class Observed:
 
     generation: int
     desired_replicas: int
-    plan: PlanReport | None = None
-    refusal: Refusal | None = None
+    # What the planner made of the spec (None: the spec could not be read), and that as status.plan reports it.
+    plan: PlanResult | None = None
+    report: PlanReport | None = None
+    # Why the spec cannot be served now: the plan's refusal, an unreadable spec, a missing Secret.
+    refusal: Refused | None = None
     deployment: Mapping[str, Any] | None = None
     pods: Sequence[PodState] = field(default_factory=tuple)
     scheduling_hint: str = ""
     selector: str = ""
     endpoint: str = ""
     # Condition Verified as (status, reason, message); None when verification is off.
-    verified: tuple[str, str, str] | None = None
+    verified: tuple[str, Reason, str] | None = None
     scaling: Scaling | None = None
 
 
 def _condition(
     kind: str,
     status: str,
-    reason: str,
+    reason: Reason,
     message: str,
     observed: Observed,
     previous: Mapping[str, Mapping[str, Any]],
@@ -82,7 +78,7 @@ def _condition(
     return {
         "type": kind,
         "status": status,
-        "reason": reason,
+        "reason": reason.value,
         "message": message,
         "lastTransitionTime": now if moved else before["lastTransitionTime"],
         "observedGeneration": observed.generation,
@@ -107,32 +103,27 @@ def rollout(deployment: Mapping[str, Any] | None, desired: int) -> tuple[bool, s
     return True, f"{available}/{desired} replicas available"
 
 
-def _planned(plan: PlanReport | None) -> tuple[str, str, str]:
+def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
     """Status, reason and message of the Planned condition."""
     if plan is None:
-        return FALSE, "NotPlanned", "the spec could not be planned"
-    if not plan.fits:
-        return FALSE, "DoesNotFit", "; ".join(plan.problems)
-    hardware = "-"
-    if plan.placement is not None:
-        placement = plan.placement
-        hardware = (
-            f"{placement.gpus_per_replica} x {placement.accelerator_class}"
-            if placement.gpus_per_replica
-            else placement.target.value
-        )
-    runtime = plan.runtime.name.value if plan.runtime else "-"
-    memory = (
-        f": {plan.memory.required_gi_b:.1f} of {plan.memory.available_gi_b:.1f} GiB per replica" if plan.memory else ""
+        return FALSE, Reason.NOT_PLANNED, "the spec could not be planned"
+    if not isinstance(plan, Plan):
+        return FALSE, Reason.DOES_NOT_FIT, plan.message
+    placement = plan.placement
+    hardware = (
+        f"{placement.gpus_per_replica} x {placement.accelerator_class}"
+        if placement.gpus_per_replica
+        else placement.target.value
     )
-    return TRUE, "Planned", f"{runtime} on {hardware}{memory}"
+    memory = f"{plan.memory.required_gi_b:.1f} of {plan.memory.available_gi_b:.1f} GiB per replica"
+    return TRUE, Reason.PLANNED, f"{plan.runtime.name.value} on {hardware}: {memory}"
 
 
 def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: str) -> dict[str, Any]:
     """The whole status object for one GemmaDeployment."""
     previous = {c.get("type", ""): c for c in previous_status.get("conditions") or []}
 
-    def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
+    def condition(kind: str, status: str, reason: Reason, message: str) -> dict[str, Any]:
         return _condition(kind, status, reason, message, observed, previous, now)
 
     pods = [pod for pod in observed.pods if not pod.terminating]
@@ -144,8 +135,8 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         "selector": observed.selector,
         "endpoint": observed.endpoint,
     }
-    if observed.plan is not None:
-        base["plan"] = observed.plan.to_wire()
+    if observed.report is not None:
+        base["plan"] = observed.report.to_wire()
     scaling_conditions = []
     if observed.scaling is not None:
         scaling = observed.scaling
@@ -176,7 +167,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     if lost:
         gone = ", ".join(sorted({pod.node for pod in lost}))
         scheduled = condition(
-            "Scheduled", FALSE, "NodeLost", f"{len(lost)}/{len(pods)} pods on nodes that are gone: {gone}"
+            "Scheduled", FALSE, Reason.NODE_LOST, f"{len(lost)}/{len(pods)} pods on nodes that are gone: {gone}"
         )
     elif unschedulable:
         detail = unschedulable[0].unschedulable_message or ""
@@ -184,14 +175,14 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         scheduled = condition(
             "Scheduled",
             FALSE,
-            "Unschedulable",
+            Reason.UNSCHEDULABLE,
             f"{len(unschedulable)}/{len(pods)} pods cannot be scheduled: {detail}{hint}",
         )
     elif pods and all(pod.node for pod in pods):
         nodes = sorted({pod.node for pod in pods})
-        scheduled = condition("Scheduled", TRUE, "Scheduled", f"{len(pods)} pods on {', '.join(nodes)}")
+        scheduled = condition("Scheduled", TRUE, Reason.SCHEDULED, f"{len(pods)} pods on {', '.join(nodes)}")
     else:
-        scheduled = condition("Scheduled", UNKNOWN, "Pending", "waiting for pods")
+        scheduled = condition("Scheduled", UNKNOWN, Reason.PENDING, "waiting for pods")
 
     rolled_out, progress = rollout(observed.deployment, observed.desired_replicas)
     if rolled_out and ready_pods < observed.desired_replicas:
@@ -199,14 +190,14 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         # agrees, so that status never says Ready with fewer ready replicas than desired.
         rolled_out, progress = False, f"{ready_pods}/{observed.desired_replicas} ready pods seen"
     if observed.desired_replicas == 0:
-        available = condition("Available", TRUE, "ScaledToZero", "0 replicas desired")
+        available = condition("Available", TRUE, Reason.SCALED_TO_ZERO, "0 replicas desired")
     elif rolled_out:
-        available = condition("Available", TRUE, "MinimumReplicasAvailable", progress)
+        available = condition("Available", TRUE, Reason.MINIMUM_REPLICAS_AVAILABLE, progress)
     else:
-        available = condition("Available", FALSE, "RollingOut", progress)
+        available = condition("Available", FALSE, Reason.ROLLING_OUT, progress)
 
     ready = rolled_out or observed.desired_replicas == 0
-    reason = "Unschedulable" if unschedulable else "RollingOut"
+    reason = Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
     waiting = f"rolling out: {progress}"
     extra = []
     if observed.verified is not None and observed.desired_replicas:
@@ -219,11 +210,13 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         condition(
             "Ready",
             TRUE if ready else FALSE,
-            "Ready" if ready else reason,
+            Reason.READY if ready else reason,
             progress if ready else waiting,
         ),
-        condition("Reconciling", FALSE if ready else TRUE, "Ready" if ready else reason, "" if ready else waiting),
-        condition("Stalled", FALSE, "Planned", ""),
+        condition(
+            "Reconciling", FALSE if ready else TRUE, Reason.READY if ready else reason, "" if ready else waiting
+        ),
+        condition("Stalled", FALSE, Reason.PLANNED, ""),
         condition("Planned", *planned),
         scheduled,
         available,

@@ -1,6 +1,6 @@
 """rendering: the child manifests of a GemmaDeployment, from its plan."""
 
 from gemma_operator.rendering.names import child_name, label_value
-from gemma_operator.rendering.render import Identity, NotRenderable, cache_claim_name, endpoint, render
+from gemma_operator.rendering.render import Identity, cache_claim_name, endpoint, render
 
-__all__ = ["Identity", "NotRenderable", "cache_claim_name", "child_name", "endpoint", "label_value", "render"]
+__all__ = ["Identity", "cache_claim_name", "child_name", "endpoint", "label_value", "render"]

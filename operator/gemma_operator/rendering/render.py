@@ -10,8 +10,9 @@ from typing import Any, Final
 import jinja2
 import yaml
 
-from gemma_operator.api import GemmaDeployment, MemoryPlan, PlacementPlan, PlanReport, Runtime, Target
+from gemma_operator.api import GemmaDeployment, MemoryPlan, PlacementPlan, Runtime, Target
 from gemma_operator.catalog import RuntimeFacts, runtimes
+from gemma_operator.planning import Plan
 from gemma_operator.planning.inventory import GPU_RESOURCE
 from gemma_operator.rendering.names import child_name, label_value
 
@@ -33,10 +34,6 @@ GPU_HOST_MEMORY_HEADROOM_GIB = 8
 SHARED_MEMORY = "16Gi"
 # Images whose entrypoint is not the server itself get an explicit command.
 COMMANDS: Final[dict[Runtime, list[str]]] = {Runtime.VLLM: ["vllm"]}
-
-
-class NotRenderable(ValueError):
-    """The plan refuses the request; there is nothing to render."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,10 @@ class Identity:
         return ",".join(f"{key}={value}" for key, value in self.selector.items())
 
 
-def endpoint(deployment: GemmaDeployment, plan: PlanReport) -> str:
+def endpoint(deployment: GemmaDeployment, plan: Plan) -> str:
     """In-cluster URL of the serving Service."""
     identity = Identity.of(deployment)
-    port = runtimes()[plan.runtime.name].port if plan.runtime else 0
+    port = runtimes()[plan.runtime.name].port
     return f"http://{identity.name}.{identity.namespace}.svc:{port}"
 
 
@@ -146,10 +143,8 @@ def _render(template: str, context: dict[str, Any]) -> Manifest:
     return rendered
 
 
-def render(deployment: GemmaDeployment, plan: PlanReport, replicas: int | None = None) -> list[Manifest]:
+def render(deployment: GemmaDeployment, plan: Plan, replicas: int | None = None) -> list[Manifest]:
     """The children the operator applies, in apply order. `replicas` overrides spec.replicas (the autoscaler's)."""
-    if not plan.fits or plan.runtime is None or plan.placement is None or plan.memory is None:
-        raise NotRenderable("; ".join(plan.problems) or "the plan does not fit")
     identity = Identity.of(deployment)
     facts = runtimes()[plan.runtime.name]
     count = deployment.spec.replicas if replicas is None else replicas
