@@ -13,8 +13,6 @@ import pytest
 import yaml
 
 from gemma_operator.api import KIND, parse_deployment
-from gemma_operator.catalog import default_accelerator_classes
-from gemma_operator.planning import plan
 from gemma_operator.rendering import render
 
 from .builders import fitted
@@ -76,9 +74,7 @@ def test_token_secret_example_references_its_secret() -> None:
     assert reference["key"] in secret["stringData"]
     assert "REPLACE" in secret["stringData"][reference["key"]]  # a placeholder, never a real token
     deployment = parse_deployment(gemma)
-    workload = next(
-        c for c in render(deployment, fitted(deployment)) if c["kind"] == "Deployment"
-    )
+    workload = next(c for c in render(deployment, fitted(deployment)) if c["kind"] == "Deployment")
     env = workload["spec"]["template"]["spec"]["containers"][0]["env"]
     by_reference = [v for v in env if "valueFrom" in v]
     assert by_reference

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from lupa import lua51
 
-from gemma_operator.api import API_VERSION, GROUP, KIND
-from gemma_operator.reconcile.conditions import Observed, PodState, Refusal, compute_status
+from gemma_operator.api import API_VERSION, GROUP, KIND, Reason
+from gemma_operator.planning import Refused
+from gemma_operator.reconcile.conditions import Observed, PodState, compute_status
 
 ROOT = Path(__file__).resolve().parents[2]
 GITOPS = ROOT / "manifests" / "gitops"
@@ -135,7 +136,10 @@ def rolled_out(replicas: int = 1) -> dict[str, Any]:
             "Healthy",
         ),
         (Observed(generation=2, desired_replicas=1, deployment=None), "Progressing"),
-        (Observed(generation=2, desired_replicas=1, refusal=Refusal("DoesNotFit", "too big")), "Degraded"),
+        (
+            Observed(generation=2, desired_replicas=1, refusal=Refused.because(Reason.DOES_NOT_FIT, "too big")),
+            "Degraded",
+        ),
         (Observed(generation=2, desired_replicas=0, deployment=rolled_out(0)), "Healthy"),
     ],
 )

@@ -187,9 +187,7 @@ def test_names_stay_valid_however_long(name: str) -> None:
         assert obj["metadata"]["name"][0].isalpha()
         assert len(obj["metadata"]["labels"]["app.kubernetes.io/instance"]) <= 63
     service = by_kind(objects)["Service"]
-    assert endpoint(gd, fitted(gd)).startswith(
-        f"http://{service['metadata']['name']}.ml.svc:"
-    )
+    assert endpoint(gd, fitted(gd)).startswith(f"http://{service['metadata']['name']}.ml.svc:")
 
 
 def test_truncated_names_are_stable_and_distinct() -> None:

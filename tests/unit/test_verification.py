@@ -1,57 +1,77 @@
-"""The Verifier: one smoke check per generation, and rechecks of failures against the pod that is ready then."""
+"""Condition Verified: one smoke check per generation, rechecks of failures with backoff, adoption after a restart."""
 
 from __future__ import annotations
 
-import threading
+import pytest
 
+from gemma_operator.api import Reason
 from gemma_operator.probes.smoke import SmokeResult
-from gemma_operator.reconcile.verification import Verifier
-
-KEY = ("ml", "chat")
-
-
-class Runtime:
-    """Answers the check for the addresses in `answering`, and records every address asked."""
-
-    def __init__(self, answering: set[str]) -> None:
-        self.answering = answering
-        self.asked: list[str] = []
-
-    async def check(self, base_url: str) -> SmokeResult:
-        self.asked.append(base_url)
-        ok = base_url in self.answering
-        return SmokeResult(ok=ok, message="answered" if ok else "connection refused", latency_seconds=0.0, attempts=1)
+from gemma_operator.reconcile.verification import (
+    MAX_RECHECK_SECONDS,
+    RECHECK_SECONDS,
+    SmokeOutcome,
+    SmokeRequest,
+    VerificationMemory,
+    adopt,
+    recheck_delay,
+    record,
+    verify,
+)
 
 
-def verifier_for(runtime: Runtime, recheck_seconds: float = 60.0) -> tuple[Verifier, threading.Semaphore]:
-    done = threading.Semaphore(0)
-    return Verifier(on_done=lambda _key: done.release(), check=runtime.check, recheck_seconds=recheck_seconds), done
+def answered(generation: int, ok: bool) -> SmokeOutcome:
+    message = "answered" if ok else "connection refused"
+    return SmokeOutcome(generation, SmokeResult(ok=ok, message=message, latency_seconds=0.1, attempts=1))
 
 
 def test_one_check_per_generation() -> None:
-    runtime = Runtime({"http://a"})
-    verifier, done = verifier_for(runtime)
-    assert verifier.current(KEY, 1, "http://a").status == "Unknown"
-    assert done.acquire(timeout=5)
-    assert verifier.current(KEY, 1, "http://a").status == "True"
-    assert verifier.current(KEY, 1, "http://b").status == "True"  # no second check for the same generation
-    assert runtime.asked == ["http://a"]
-    verifier.current(KEY, 2, "http://b")
-    assert done.acquire(timeout=5)
-    assert runtime.asked == ["http://a", "http://b"]
+    memory = VerificationMemory()
+    assert verify(memory, 1, "http://a", now=0.0) == SmokeRequest(1, "http://a")
+    assert memory.current is not None
+    assert memory.current.verdict[1] is Reason.VERIFYING
+    assert verify(memory, 1, "http://a", now=1.0) is None  # in flight: no second check
+    record(memory, answered(1, ok=True), now=2.0)
+    assert memory.current.verdict == ("True", Reason.ANSWERED, "answered")
+    assert verify(memory, 1, "http://b", now=3.0) is None  # passed: stands for the generation, whatever the pod
+    assert verify(memory, 2, "http://b", now=4.0) == SmokeRequest(2, "http://b")
 
 
-def test_a_failure_is_rechecked_against_the_pod_ready_then() -> None:
-    runtime = Runtime({"http://new-pod"})
-    verifier, done = verifier_for(runtime, recheck_seconds=0.5)
-    verifier.current(KEY, 1, "http://gone-pod")
-    assert done.acquire(timeout=5)
-    failed = verifier.current(KEY, 1, "http://new-pod")
-    assert (failed.status, failed.reason) == ("False", "NoAnswer")
-    assert runtime.asked == ["http://gone-pod"]  # backing off: no check before the retry time
+def test_a_failure_is_rechecked_after_a_growing_delay_against_the_pod_ready_then() -> None:
+    memory = VerificationMemory()
+    verify(memory, 1, "http://a", now=0.0)
+    record(memory, answered(1, ok=False), now=10.0)
+    assert memory.current is not None
+    assert memory.current.verdict[:2] == ("False", Reason.NO_ANSWER)
+    assert memory.current.retry_at == 10.0 + RECHECK_SECONDS
+    assert verify(memory, 1, "http://a", now=10.0 + RECHECK_SECONDS - 1) is None
+    assert verify(memory, 1, "http://b", now=10.0 + RECHECK_SECONDS) == SmokeRequest(1, "http://b")
+    record(memory, answered(1, ok=False), now=100.0)
+    assert memory.current.retry_at == 100.0 + 2 * RECHECK_SECONDS  # the second failure waits twice as long
+    verify(memory, 1, "http://b", now=1000.0)
+    record(memory, answered(1, ok=True), now=1001.0)
+    assert memory.failures == 0
 
-    assert done.acquire(timeout=5)  # the recheck is due: the owner is told to look again
-    assert verifier.current(KEY, 1, "http://new-pod").status == "Unknown"
-    assert done.acquire(timeout=5)
-    assert verifier.current(KEY, 1, "http://new-pod").status == "True"
-    assert runtime.asked == ["http://gone-pod", "http://new-pod"]
+
+def test_an_outcome_of_an_older_generation_is_ignored() -> None:
+    memory = VerificationMemory()
+    verify(memory, 1, "http://a", now=0.0)
+    verify(memory, 2, "http://a", now=1.0)
+    record(memory, answered(1, ok=True), now=2.0)
+    assert memory.current is not None
+    assert (memory.current.generation, memory.current.verdict[1]) == (2, Reason.VERIFYING)
+
+
+@pytest.mark.parametrize(("failures", "delay"), [(1, 60.0), (2, 120.0), (4, 480.0), (5, 600.0), (50, 600.0)])
+def test_recheck_delay_doubles_up_to_its_cap(failures: int, delay: float) -> None:
+    assert recheck_delay(failures) == delay <= MAX_RECHECK_SECONDS
+
+
+def test_a_passed_check_in_status_is_adopted_after_a_restart_for_its_generation_only() -> None:
+    status = {"conditions": [{"type": "Verified", "status": "True", "observedGeneration": 3, "message": "hi"}]}
+    memory = VerificationMemory()
+    adopt(memory, status, generation=4)
+    assert memory.current is None
+    adopt(memory, status, generation=3)
+    assert memory.current is not None
+    assert memory.current.verdict == ("True", Reason.ANSWERED, "hi")
+    assert verify(memory, 3, "http://a", now=0.0) is None

@@ -1,7 +1,7 @@
 """api: the GemmaDeployment contract as frozen pydantic models; the CRD is generated from them."""
 
-from gemma_operator.api.reasons import RETRYABLE_REFUSALS, Reason
 from gemma_operator.api.plan import FitsUpTo, LimitsPlan, MemoryPlan, PlacementPlan, PlanReport, RuntimePlan
+from gemma_operator.api.reasons import RETRYABLE_REFUSALS, Reason
 from gemma_operator.api.resource import (
     API_VERSION,
     GROUP,

@@ -2,7 +2,7 @@
 
 from gemma_operator.planning.inventory import InventoryError, NodeInfo, inventory_from_node_list, node_from_object
 from gemma_operator.planning.planner import plan
-from gemma_operator.planning.result import Plan, PlanResult, Refused, plan_report
+from gemma_operator.planning.result import Plan, PlanResult, Refused, plan_report, sized_plan
 
 __all__ = [
     "InventoryError",
@@ -14,4 +14,5 @@ __all__ = [
     "node_from_object",
     "plan",
     "plan_report",
+    "sized_plan",
 ]

@@ -41,7 +41,9 @@ def choose_runtime(asked: RuntimeChoice, variant: Variant, target: Target) -> Ru
     )
     working = [f.name.value for f in known.values() if f.auto_serves(variant.family, target)]
     advice = f"; use runtime {working[0]} (or auto)" if working else ""
-    return _unsatisfiable(f"runtime {facts.name.value} cannot serve {variant.label} on {target.value} nodes: {reason}{advice}")
+    return _unsatisfiable(
+        f"runtime {facts.name.value} cannot serve {variant.label} on {target.value} nodes: {reason}{advice}"
+    )
 
 
 def divides_heads(degree: int, variant: Variant) -> bool:

@@ -203,14 +203,15 @@ def _accelerator(
     if target is not Target.GPU:
         if placement.accelerator_class:
             return Refused.because(
-            Reason.UNSATISFIABLE,
+                Reason.UNSATISFIABLE,
                 f"placement.acceleratorClass {placement.accelerator_class} applies to GPU targets only, "
-                f"not {target.value}"
+                f"not {target.value}",
             )
         if placement.gpus_per_replica:
             return Refused.because(
-            Reason.UNSATISFIABLE,
-                f"placement.gpusPerReplica {placement.gpus_per_replica} applies to GPU targets only, not {target.value}"
+                Reason.UNSATISFIABLE,
+                f"placement.gpusPerReplica {placement.gpus_per_replica} applies to GPU targets only, "
+                f"not {target.value}",
             )
         return None
     name = placement.accelerator_class or classes.default_class
@@ -219,7 +220,7 @@ def _accelerator(
         return Refused.because(
             Reason.UNSATISFIABLE,
             f"placement.acceleratorClass {name} is not a configured accelerator class "
-            f"(known: {', '.join(sorted(classes.classes))})"
+            f"(known: {', '.join(sorted(classes.classes))})",
         )
     return found
 
@@ -233,7 +234,7 @@ def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFac
     if repository is None:
         return Refused.because(
             Reason.UNSATISFIABLE,
-            f"no {runtime.name.value} build of the base {variant.label} is catalogued; set spec.model.repository"
+            f"no {runtime.name.value} build of the base {variant.label} is catalogued; set spec.model.repository",
         )
     return repository
 
@@ -260,7 +261,9 @@ def _advice(request: Request, sizing: Sizing, per_device_gib: float, candidates:
     return "; ".join(hints)
 
 
-def plan(deployment: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None = None) -> PlanResult:
+def plan(
+    deployment: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None = None
+) -> PlanResult:
     """Plan one GemmaDeployment. Raises InvalidSpec for a variant the catalog does not know."""
     spec = deployment.spec
     variant = lookup(spec.model.family, spec.model.variant)

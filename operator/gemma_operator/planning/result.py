@@ -51,10 +51,15 @@ class Refused:
 PlanResult = Plan | Refused
 
 
+def sized_plan(result: PlanResult | None) -> Plan | None:
+    """The plan a result describes: itself when it fits, else the closest one sized (if any)."""
+    return result if isinstance(result, Plan) else result.closest if result is not None else None
+
+
 def plan_report(deployment: GemmaDeployment, result: PlanResult) -> PlanReport:
     """The plan as `gemma-operator plan -o json` prints it and status.plan carries it."""
     serving = deployment.spec.serving
-    sized = result if isinstance(result, Plan) else result.closest
+    sized = sized_plan(result)
     return PlanReport(
         name=deployment.metadata.name,
         namespace=deployment.metadata.namespace,

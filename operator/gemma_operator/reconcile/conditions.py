@@ -213,9 +213,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
             Reason.READY if ready else reason,
             progress if ready else waiting,
         ),
-        condition(
-            "Reconciling", FALSE if ready else TRUE, Reason.READY if ready else reason, "" if ready else waiting
-        ),
+        condition("Reconciling", FALSE if ready else TRUE, Reason.READY if ready else reason, "" if ready else waiting),
         condition("Stalled", FALSE, Reason.PLANNED, ""),
         condition("Planned", *planned),
         scheduled,

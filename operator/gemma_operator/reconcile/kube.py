@@ -13,13 +13,15 @@ from kubernetes.client.exceptions import ApiException
 from gemma_operator.api import API_VERSION, KIND, PLURAL
 
 FIELD_MANAGER: Final = "gemma-operator"
-NOT_FOUND, CONFLICT = 404, 409
+NOT_FOUND: Final = 404
+MAX_EVENT_MESSAGE: Final = 1024
 
 # Plural resource names of the kinds the operator touches.
 PLURALS: Final[dict[tuple[str, str], str]] = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
     ("v1", "Secret"): "secrets",
+    ("v1", "Event"): "events",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
@@ -41,9 +43,11 @@ class ObjectRef:
         return cls(manifest["apiVersion"], manifest["kind"], metadata.get("namespace", ""), metadata["name"])
 
     def path(self, subresource: str = "") -> str:
+        """The object's path; with no name, its collection's (to create in)."""
         prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         plural = PLURALS[(self.api_version, self.kind)]
-        path = f"{prefix}/namespaces/{self.namespace}/{plural}/{self.name}"
+        path = f"{prefix}/namespaces/{self.namespace}/{plural}"
+        path = f"{path}/{self.name}" if self.name else path
         return f"{path}/{subresource}" if subresource else path
 
     def __str__(self) -> str:
@@ -114,6 +118,32 @@ class KubeApi:
             "apply", "PATCH", ref, query=query, content_type="application/apply-patch+yaml", body=dict(manifest)
         )
         return result or {}
+
+    def warn(self, subject: Mapping[str, Any], reason: str, message: str, now: str) -> None:
+        """Post a Warning Event about `subject` (a GemmaDeployment), as `kubectl describe` shows them."""
+        metadata = subject["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata.get("uid", ""),
+            },
+            "type": "Warning",
+            "reason": reason,
+            # The API server refuses longer Event messages.
+            "message": message[:MAX_EVENT_MESSAGE],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._call("post event", "POST", ObjectRef("v1", "Event", metadata["namespace"], ""), body=event)
 
     def delete(self, ref: ObjectRef) -> None:
         self._call("delete", "DELETE", ref, body={"propagationPolicy": "Background"})

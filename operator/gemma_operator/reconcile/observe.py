@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from gemma_operator.api import PlanReport, Target
-from gemma_operator.planning import NodeInfo
+from gemma_operator.api import Target
+from gemma_operator.planning import NodeInfo, Plan
 from gemma_operator.planning.inventory import GPU_RESOURCE, matches_selector
 from gemma_operator.planning.quantity import parse_quantity
 from gemma_operator.reconcile.conditions import PodState
@@ -42,14 +43,12 @@ def gpus_requested(pod: Mapping[str, Any]) -> int:
     return total
 
 
-def gpu_capacity(
-    plan: PlanReport, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int], placed: int
-) -> int | None:
+def gpu_capacity(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int], placed: int) -> int | None:
     """How many replicas of a GPU plan the nodes can hold: the `placed` ones plus what free GPUs fit.
 
     None off GPUs, where the scheduler's memory accounting is the limit and is not modelled here.
     """
-    if plan.placement is None or plan.placement.target is not Target.GPU or not plan.placement.gpus_per_replica:
+    if plan.placement.target is not Target.GPU or not plan.placement.gpus_per_replica:
         return None
     placement = plan.placement
     candidates = [
@@ -61,12 +60,12 @@ def gpu_capacity(
     return placed + fitting
 
 
-def free_gpus_hint(plan: PlanReport | None, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int]) -> str:
+def free_gpus_hint(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int]) -> str:
     """For GPU plans, how many nodes of the class have a replica's GPUs free.
 
     For example "0/2 h100 nodes have 4 free nvidia.com/gpu (most free: 2)".
     """
-    if plan is None or plan.placement is None or plan.placement.target is not Target.GPU:
+    if plan.placement.target is not Target.GPU:
         return ""
     placement = plan.placement
     candidates = [
@@ -77,3 +76,14 @@ def free_gpus_hint(plan: PlanReport | None, nodes: Sequence[NodeInfo], gpus_in_u
     enough = sum(1 for f in free if f >= needed)
     summary = f"{enough}/{len(candidates)} {placement.accelerator_class} nodes have {needed} free {GPU_RESOURCE}"
     return summary + (f" (most free: {max(free)})" if free else "")
+
+
+def with_lost_nodes(pods: list[PodState], nodes: Sequence[NodeInfo]) -> list[PodState]:
+    """Pods bound to a node the inventory no longer has are lost, until the pod GC replaces them."""
+    if not nodes:
+        return pods  # no inventory known (yet): nothing to judge by
+    known = {node.name for node in nodes}
+    return [
+        replace(pod, ready=False, node_lost=True) if pod.node and pod.node not in known and not pod.terminating else pod
+        for pod in pods
+    ]

@@ -10,12 +10,13 @@ import kopf
 from kubernetes import client, config
 from prometheus_client import start_http_server
 
-from gemma_operator.api import GROUP, PLURAL, VERSION
 from gemma_operator.catalog import default_accelerator_classes, load_accelerator_classes
 from gemma_operator.reconcile import handlers  # importing registers the kopf handlers
 from gemma_operator.reconcile.autoscaler import Autoscaler
+from gemma_operator.reconcile.clock import SystemClock
+from gemma_operator.reconcile.controller import Controller
 from gemma_operator.reconcile.kube import KubeApi
-from gemma_operator.reconcile.reconciler import Reconciler
+from gemma_operator.reconcile.loops import RECONCILE_WORKERS, Loops
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _api_client() -> client.ApiClient:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     configuration = client.Configuration.get_default_copy()
     # One connection per handler thread: a smaller pool discards connections and handshakes TLS again.
-    configuration.connection_pool_maxsize = handlers.WORKERS + 4
+    configuration.connection_pool_maxsize = RECONCILE_WORKERS + 4
     return client.ApiClient(configuration)
 
 
@@ -57,11 +58,16 @@ def run_operator(options: Options) -> None:
     )
     if options.metrics_port is not None:
         start_http_server(options.metrics_port, addr=options.metrics_address)
-    reconciler = Reconciler(api=KubeApi(_api_client()), classes=classes)
-    memo = kopf.Memo(reconciler=reconciler, autoscaler=Autoscaler(reconciler))
-    kopf.timer(GROUP, VERSION, PLURAL, interval=options.autoscaling_interval, when=handlers.autoscaling_enabled)(
-        handlers.autoscale
+    clock = SystemClock()
+    view = handlers.IndexView()
+    loops = Loops(
+        Controller(KubeApi(_api_client()), classes, clock),
+        Autoscaler(classes, clock),
+        view.lookup,
+        clock,
+        autoscaling_interval=options.autoscaling_interval,
     )
+    memo = kopf.Memo(view=view, loops=loops)
     logging.getLogger("gemma_operator").info("watching %s", ", ".join(options.namespaces) or "all namespaces")
     kopf.run(
         clusterwide=not options.namespaces,

@@ -22,6 +22,8 @@ MANAGER: Final = "gemma-operator"
 APP_NAME: Final = "gemma"
 COMPONENT: Final = "inference-server"
 RUNTIME_LABEL: Final = "serving.gemma.dev/runtime"
+INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 
 # The startup probe waits this long, plus per GiB of weights, for a download and load.
 STARTUP_BASE_SECONDS = 600
@@ -50,12 +52,12 @@ class Identity:
         model = deployment.spec.model
         selector = {
             "app.kubernetes.io/name": APP_NAME,
-            "app.kubernetes.io/instance": label_value(deployment.metadata.name),
+            INSTANCE_LABEL: label_value(deployment.metadata.name),
         }
         labels = {
             **selector,
             "app.kubernetes.io/component": COMPONENT,
-            "app.kubernetes.io/managed-by": MANAGER,
+            MANAGED_BY_LABEL: MANAGER,
             "app.kubernetes.io/version": label_value(f"{model.family.value}-{model.variant}"),
         }
         return cls(child_name(deployment.metadata.name), deployment.metadata.namespace, labels, selector)

@@ -1,0 +1,206 @@
+"""One reconcile of one GemmaDeployment: plan, apply what differs, prune, and write status when it changed.
+Runs in a worker thread (its API calls block), one at a time per object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gemma_operator.api import RETRYABLE_REFUSALS, GemmaDeployment, InvalidSpec, Reason, parse_deployment
+from gemma_operator.catalog import AcceleratorClasses, runtimes
+from gemma_operator.planning import NodeInfo, Plan, Refused, plan, plan_report, sized_plan
+from gemma_operator.reconcile import metrics
+from gemma_operator.reconcile.children import Children, owner_reference
+from gemma_operator.reconcile.clock import Clock, timestamp
+from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Scaling, rollout
+from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
+from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
+from gemma_operator.reconcile.queue import DONE, RETRY, Result
+from gemma_operator.reconcile.state import Key, ObjectState
+from gemma_operator.reconcile.status import StatusWriter, previous_status
+from gemma_operator.reconcile.verification import SmokeOutcome, SmokeRequest, Verdict, adopt, record, verify
+from gemma_operator.rendering import Identity, endpoint
+
+log = logging.getLogger("gemma_operator")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the indexes know, passed in so that a reconcile reads no lists from the API."""
+
+    nodes: Sequence[NodeInfo] = ()
+    gpus_in_use: Mapping[str, int] = field(default_factory=dict)
+    pods: Sequence[Mapping[str, Any]] = ()
+    # The GemmaDeployment's Deployment and Service as the watches last saw them, by kind.
+    children: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScalingDecided:
+    """The built-in autoscaler's new verdict, handed to the reconcile that applies it."""
+
+    scaling: Scaling
+
+
+Note = ScalingDecided | SmokeOutcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a reconcile ended (the metric's label), when to come back, and what to start next."""
+
+    result: str
+    queue: Result = DONE
+    smoke: SmokeRequest | None = None
+    autoscaling: bool = False
+
+
+class Controller:
+    def __init__(self, api: KubeApi, classes: AcceleratorClasses, clock: Clock) -> None:
+        self.classes = classes
+        self._api = api
+        self._clock = clock
+        self._children = Children(api)
+        self._status = StatusWriter(api, clock)
+
+    def reconcile(
+        self, key: Key, body: Mapping[str, Any], cluster: Cluster, state: ObjectState, notes: Sequence[Note]
+    ) -> Outcome:
+        started = self._clock.monotonic()
+        for note in notes:
+            if isinstance(note, ScalingDecided):
+                state.scaling = note.scaling
+            else:
+                record(state.verification, note, started)
+        try:
+            outcome = self._reconcile(key, body, cluster, state)
+        except ApiError as error:
+            metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
+            self._warn(body, Reason.API_ERROR, str(error))
+            outcome = Outcome("error", RETRY)
+        metrics.RECONCILES.labels(outcome.result).inc()
+        metrics.RECONCILE_SECONDS.observe(self._clock.monotonic() - started)
+        return outcome
+
+    def _reconcile(self, key: Key, body: Mapping[str, Any], cluster: Cluster, state: ObjectState) -> Outcome:
+        generation = int(body["metadata"].get("generation", 0))
+        try:
+            deployment = parse_deployment(body)
+            result = plan(deployment, self.classes, cluster.nodes or None)
+        except InvalidSpec as error:
+            refused = Refused.because(Reason.INVALID_SPEC, str(error))
+            return self._refuse(key, body, state, Observed(generation, 0), refused)
+
+        scaling = self._scaling(state, deployment, body)
+        replicas = scaling.desired if scaling else deployment.spec.replicas
+        sized = sized_plan(result)
+        observed = Observed(
+            generation=generation,
+            desired_replicas=replicas,
+            scaling=scaling,
+            plan=result,
+            report=plan_report(deployment, result),
+            pods=with_lost_nodes([pod_state(pod) for pod in cluster.pods], cluster.nodes),
+            selector=Identity.of(deployment).selector_string,
+            endpoint=endpoint(deployment, sized) if sized else "",
+        )
+        refusal = result if isinstance(result, Refused) else self._missing_secret(deployment)
+        if refusal is not None:
+            return self._refuse(key, body, state, observed, refusal)
+        assert isinstance(result, Plan)
+
+        manifests = self._children.manifests(state.children, body, deployment, result, replicas)
+        warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
+        live = self._children.apply(
+            state.children, deployment, manifests, cluster.children, owner_reference(body), warn
+        )
+        observed = replace(
+            observed, deployment=live, scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use)
+        )
+        smoke = None
+        if deployment.spec.serving.verify:
+            verdict, smoke = self._verified(state, body, observed, result)
+            observed = replace(observed, verified=verdict)
+        held = self._status.write(key, state.status, body, observed)
+        due = [seconds for seconds in (held, self._recheck_in(state)) if seconds > 0]
+        return Outcome(
+            "reconciled",
+            Result(after=min(due)) if due else DONE,
+            smoke,
+            autoscaling=deployment.spec.autoscaling.enabled,
+        )
+
+    def _scaling(self, state: ObjectState, deployment: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
+        """With autoscaling on, the autoscaler's replicas (after a restart, the ones status kept), within bounds."""
+        autoscaling = deployment.spec.autoscaling
+        if not autoscaling.enabled:
+            state.scaling = None
+            return None
+        known = state.scaling
+        if known is None:
+            status = body.get("status") or {}
+            persisted = status.get("desiredReplicas")
+            known = Scaling(
+                desired=deployment.spec.replicas if persisted is None else int(persisted),
+                last_scale_time=str(status.get("lastScaleTime", "")),
+                decisions=tuple(status.get("decisions") or ()),
+            )
+        bounds = autoscaling.min_replicas, autoscaling.max_replicas
+        state.scaling = replace(known, desired=max(bounds[0], min(bounds[1], known.desired)))
+        return state.scaling
+
+    def _verified(
+        self, state: ObjectState, body: Mapping[str, Any], observed: Observed, result: Plan
+    ) -> tuple[Verdict, SmokeRequest | None]:
+        """Condition Verified, and the smoke check to start: once this generation is rolled out, against a ready pod."""
+        complete, progress = rollout(observed.deployment, observed.desired_replicas)
+        pod = next((pod for pod in observed.pods if pod.ready and pod.ip and not pod.terminating), None)
+        if not complete or pod is None:
+            return (UNKNOWN, Reason.WAITING_FOR_ROLLOUT, progress if not complete else "waiting for a ready pod"), None
+        memory = state.verification
+        adopt(memory, previous_status(state.status, body), observed.generation)
+        base_url = f"http://{pod.ip}:{runtimes()[result.runtime.name].port}"
+        request = verify(memory, observed.generation, base_url, self._clock.monotonic())
+        assert memory.current is not None
+        return memory.current.verdict, request
+
+    def _recheck_in(self, state: ObjectState) -> float:
+        """Seconds until a failed smoke check is due again (0: none is)."""
+        current = state.verification.current
+        if current is None or current.retry_at == float("inf"):
+            return 0.0
+        return max(current.retry_at - self._clock.monotonic(), 0.001)
+
+    def _refuse(
+        self, key: Key, body: Mapping[str, Any], state: ObjectState, observed: Observed, refusal: Refused
+    ) -> Outcome:
+        conditions = previous_status(state.status, body).get("conditions") or []
+        stalled_before: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Stalled"), {})
+        if stalled_before.get("status") != "True" or stalled_before.get("message") != refusal.message:
+            self._warn(body, refusal.reason, refusal.message)
+        held = self._status.write(key, state.status, body, replace(observed, refusal=refusal))
+        retry = refusal.reason in RETRYABLE_REFUSALS
+        return Outcome("stalled", Result(retry=retry, after=held or None))
+
+    def _missing_secret(self, deployment: GemmaDeployment) -> Refused | None:
+        reference = deployment.spec.model.token_secret_ref
+        if reference is None:
+            return None
+        ref = ObjectRef("v1", "Secret", deployment.metadata.namespace, reference.name)
+        if self._api.exists(ref):
+            return None
+        return Refused.because(
+            Reason.SECRET_NOT_FOUND,
+            f"Secret {ref.namespace}/{ref.name} (key {reference.key}) named by spec.model.tokenSecretRef "
+            "does not exist; create it and the rollout continues",
+        )
+
+    def _warn(self, body: Mapping[str, Any], reason: Reason, message: str) -> None:
+        try:
+            self._api.warn(body, reason, message, timestamp(self._clock.now()))
+            metrics.API_WRITES.labels("event").inc()
+        except ApiError as error:  # an Event is worth no retry of the reconcile
+            metrics.API_ERRORS.labels(error.operation, str(error.status)).inc()
+            log.warning("could not post Event %s: %s", reason.value, error)
