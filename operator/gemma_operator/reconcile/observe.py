@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from gemma_operator.api import Target
+from gemma_operator.api import PlacementPlan, Target
 from gemma_operator.planning import NodeInfo, Plan
 from gemma_operator.planning.inventory import GPU_RESOURCE, matches_selector
 from gemma_operator.planning.quantity import parse_quantity
@@ -30,6 +30,17 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
     )
 
 
+def with_lost_nodes(pods: Sequence[PodState], nodes: Sequence[NodeInfo]) -> list[PodState]:
+    """Pods bound to a node the inventory no longer has are lost, until the pod GC replaces them."""
+    if not nodes:
+        return list(pods)  # no inventory known (yet): nothing to judge by
+    known = {node.name for node in nodes}
+    return [
+        replace(pod, ready=False, node_lost=True) if pod.node and pod.node not in known and not pod.terminating else pod
+        for pod in pods
+    ]
+
+
 def gpus_requested(pod: Mapping[str, Any]) -> int:
     """GPUs a pod holds on its node: the sum over its containers' requests (limits stand in)."""
     total = 0
@@ -43,6 +54,15 @@ def gpus_requested(pod: Mapping[str, Any]) -> int:
     return total
 
 
+def _open_nodes(placement: PlacementPlan, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
+    """The nodes a new replica may go to: selected by the plan and not cordoned, as the planner counts them."""
+    return [
+        node
+        for node in nodes
+        if node.schedulable and matches_selector(node, placement.node_selector, placement.excluded_node_labels)
+    ]
+
+
 def gpu_capacity(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int], placed: int) -> int | None:
     """How many replicas of a GPU plan the nodes can hold: the `placed` ones plus what free GPUs fit.
 
@@ -51,9 +71,7 @@ def gpu_capacity(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str
     if plan.placement.target is not Target.GPU or not plan.placement.gpus_per_replica:
         return None
     placement = plan.placement
-    candidates = [
-        node for node in nodes if matches_selector(node, placement.node_selector, placement.excluded_node_labels)
-    ]
+    candidates = _open_nodes(placement, nodes)
     fitting = sum(
         max(0, node.gpus - gpus_in_use.get(node.name, 0)) // placement.gpus_per_replica for node in candidates
     )
@@ -68,22 +86,9 @@ def free_gpus_hint(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[s
     if plan.placement.target is not Target.GPU:
         return ""
     placement = plan.placement
-    candidates = [
-        node for node in nodes if matches_selector(node, placement.node_selector, placement.excluded_node_labels)
-    ]
+    candidates = _open_nodes(placement, nodes)
     free = [node.gpus - gpus_in_use.get(node.name, 0) for node in candidates]
     needed = placement.gpus_per_replica
     enough = sum(1 for f in free if f >= needed)
     summary = f"{enough}/{len(candidates)} {placement.accelerator_class} nodes have {needed} free {GPU_RESOURCE}"
     return summary + (f" (most free: {max(free)})" if free else "")
-
-
-def with_lost_nodes(pods: list[PodState], nodes: Sequence[NodeInfo]) -> list[PodState]:
-    """Pods bound to a node the inventory no longer has are lost, until the pod GC replaces them."""
-    if not nodes:
-        return pods  # no inventory known (yet): nothing to judge by
-    known = {node.name for node in nodes}
-    return [
-        replace(pod, ready=False, node_lost=True) if pod.node and pod.node not in known and not pod.terminating else pod
-        for pod in pods
-    ]

@@ -1,17 +1,20 @@
-"""The autoscaler's part of the status after one decision. Pure."""
+"""The built-in autoscaler's part of the status after one decision. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
+from typing import TYPE_CHECKING
 
 from gemma_operator.api import Reason
 from gemma_operator.autoscaling.decision import CapacityLimit, Decision
-from gemma_operator.probes.scrape import Scrape
 from gemma_operator.reconcile.conditions import FALSE, TRUE, UNKNOWN, Scaling
 
-DECISIONS_KEPT: Final = 5
+if TYPE_CHECKING:
+    # Only its type: the module that defines it does HTTP (aiohttp), and this one stays pure.
+    from gemma_operator.probes.scrape import Scrape
+
+DECISIONS_KEPT = 5
 
 
 def scaling_after(
@@ -19,6 +22,7 @@ def scaling_after(
 ) -> Scaling:
     """The status part after one decision. Messages carry no load figures, so an unchanged verdict writes nothing."""
     failed = [scrape for scrape in scrapes if scrape.load is None]
+    active: tuple[str, Reason, str]
     if not scrapes:
         active = (UNKNOWN, Reason.NO_READY_PODS, "no ready pod to scrape")
     elif failed:
