@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -25,6 +26,9 @@ from gemma_operator.cli.tables import markdown, table
 from gemma_operator.planning import InventoryError, NodeInfo, inventory_from_node_list, plan
 from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, frontier
 from gemma_operator.rendering import render
+
+if TYPE_CHECKING:
+    from gemma_operator.reconcile.run import Options
 
 OK, DOES_NOT_FIT, BAD_INPUT = 0, 1, 2
 
@@ -199,30 +203,42 @@ def capacity_text(classes: AcceleratorClasses, output: str) -> str:
     return (markdown(header, body) if output == "markdown" else table(header, body)) + "\n"
 
 
-def run_command(args: argparse.Namespace) -> int:
-    # Imported here: the operator (kopf, the Kubernetes client) is needed only by this command.
-    from gemma_operator.reconcile.run import Options, run_operator  # noqa: PLC0415
-
-    run_operator(
-        Options(
-            namespaces=() if args.all_namespaces else tuple(args.namespace),
-            peering=args.peering,
-            liveness=args.liveness or None,
-            metrics_port=args.metrics_port or None,
-            metrics_address=args.metrics_address,
-            accelerator_classes=accelerator_classes_path(args.accelerator_classes),
-            autoscaling_interval=args.autoscaling_interval,
-            json_logs=args.log_format == "json",
-            verbose=args.verbose,
-        )
-    )
-    return OK
-
-
 def accelerator_classes_path(path: Path | None) -> Path | None:
     """The path, once the file is known to hold valid classes: a bad file fails before the operator starts."""
     accelerator_classes(path)
     return path
+
+
+# `gemma-operator run`'s options (argument dest) as the Options fields they set, and how. --all-namespaces
+# comes after --namespace, so that it wins when both are given.
+RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "namespace": ("namespaces", tuple),
+    "all_namespaces": ("namespaces", lambda _: ()),
+    "peering": ("peering", str),
+    "liveness": ("liveness", lambda url: url or None),  # '': no liveness endpoint
+    "metrics_port": ("metrics_port", lambda port: port or None),  # 0: no metrics server
+    "metrics_address": ("metrics_address", str),
+    "accelerator_classes": ("accelerator_classes", accelerator_classes_path),
+    "autoscaling_interval": ("autoscaling_interval", float),
+    "log_format": ("json_logs", lambda log_format: log_format == "json"),
+    "verbose": ("verbose", bool),
+}
+
+
+def run_options(args: argparse.Namespace) -> Options:
+    """The operator's Options: those given on the command line, Options' own defaults for the rest."""
+    # Imported here: the operator (kopf, the Kubernetes client) is needed only by this command.
+    from gemma_operator.reconcile.run import Options  # noqa: PLC0415
+
+    given = vars(args)
+    return Options(**{field: convert(given[dest]) for dest, (field, convert) in RUN_OPTIONS.items() if dest in given})
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from gemma_operator.reconcile.run import run_operator  # noqa: PLC0415
+
+    run_operator(run_options(args))
+    return OK
 
 
 def capacity_command(classes_file: Path | None, output: str, out: TextIO = sys.stdout) -> int:
