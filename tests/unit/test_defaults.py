@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 
+from gemma_docgen.autoscaling_page import tuning_table
 from gemma_operator.api import AutoscalingSpec
 from gemma_operator.autoscaling.benchmark import default_policy
 from gemma_operator.autoscaling.simulation import SimulationConfig
@@ -58,3 +60,17 @@ def test_the_simulated_autoscaler_runs_with_the_spec_defaults() -> None:
     bounds = {"enabled", "min_replicas", "max_replicas"}
     assert policy.spec.model_dump(exclude=bounds) == AutoscalingSpec().model_dump(exclude=bounds)
     assert policy.target_in_flight_per_replica == config.target_in_flight_per_replica
+
+
+def test_the_tuning_table_shows_every_knob_with_the_spec_default() -> None:
+    rows = [line.split(" | ")[:2] for line in tuning_table().splitlines()[2:]]
+    shown = {
+        name: value
+        for names, values in rows
+        for name, value in zip(names.strip("| ").split(", "), values.split(", "), strict=True)
+    }
+    defaults = AutoscalingSpec().model_dump(by_alias=True, exclude={"enabled"})
+    assert set(shown) == set(defaults)
+    assert {name: value for name, value in shown.items() if defaults[name] is not None} == {
+        name: json.dumps(default) for name, default in defaults.items() if default is not None
+    }
