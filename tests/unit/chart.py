@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
+from gemma_docgen.operator_manifest import CHART as CHART_PATH
+from gemma_docgen.operator_manifest import NAMESPACE, RELEASE
+
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "gemma-operator"
+CHART = ROOT / CHART_PATH
 PINNED_HELM = ROOT / ".e2e" / "bin" / "helm"
-RELEASE, NAMESPACE = "gemma-operator", "gemma-system"
 
 
 def helm_binary() -> str:
@@ -36,7 +38,7 @@ def set_flags(values: dict[str, str] | None) -> list[str]:
 
 
 def template_text(values: dict[str, str] | None = None, extra: Iterable[str] = ()) -> str:
-    """`helm template` output of the chart, as `make generate` renders manifests/operator.yaml."""
+    """`helm template` output of the chart, with `values` set."""
     result = helm(
         "template", RELEASE, str(CHART.relative_to(ROOT)), "--namespace", NAMESPACE, *set_flags(values), *extra
     )

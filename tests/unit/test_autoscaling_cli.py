@@ -1,4 +1,4 @@
-"""`gemma-operator simulate-autoscaling` as a user runs it, the benchmark goal, and the generated benchmark page."""
+"""`gemma-operator simulate-autoscaling` as a user runs it, and the benchmark goal."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gemma_docgen.autoscaling_page import CONFIG, goal_met
 from gemma_operator.autoscaling.benchmark import compare
 from gemma_operator.autoscaling.traces import BUILTIN_TRACES
-from gemma_operator.cli.autoscaling_docs import CONFIG, autoscaling_document, goal_met, plots
 from gemma_operator.cli.simulate import METRICS as ORDERED_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +74,3 @@ def test_usage_errors_exit_2_without_a_traceback(args: list[str], message: str) 
 def test_the_goal_holds_on_every_builtin_trace(name: str) -> None:
     builtin, baseline = compare(BUILTIN_TRACES[name](), CONFIG).scorecards()
     assert goal_met(builtin, baseline), (builtin, baseline)
-
-
-def test_the_benchmark_page_and_plots_are_fresh() -> None:
-    stale = "docs/benchmarks is stale: run `python -m gemma_operator.cli.autoscaling_docs docs/benchmarks`"
-    directory = ROOT / "docs" / "benchmarks"
-    assert (directory / "autoscaling.md").read_text() == autoscaling_document(), stale
-    for name, svg in plots().items():
-        assert (directory / name).read_text() == svg, stale

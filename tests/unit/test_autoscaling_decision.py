@@ -9,24 +9,21 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from gemma_operator.api import AutoscalingSpec
 from gemma_operator.autoscaling.decision import CapacityLimit, Decision, Observation, decide
 from gemma_operator.autoscaling.policy import AutoscalingPolicy
 from gemma_operator.autoscaling.signals import Load
 from gemma_operator.autoscaling.state import AutoscalerState
 
 # Round numbers: target 10 in flight per pod, no headroom or tolerance, so pods needed = ceil(in-flight / 10).
-PLAIN: dict[str, Any] = {
-    "min_replicas": 1,
-    "max_replicas": 20,
-    "target_in_flight_per_replica": 10,
-    "target_utilization": 1.0,
-    "scale_down_tolerance": 0.0,
-}
+PLAIN: dict[str, Any] = {"min_replicas": 1, "max_replicas": 20, "target_utilization": 1.0, "scale_down_tolerance": 0.0}
+TARGET = 10
 
 
 def policy(**overrides: Any) -> AutoscalingPolicy:
-    return AutoscalingPolicy(**{**PLAIN, **overrides})
+    return AutoscalingPolicy.from_spec(AutoscalingSpec(**{**PLAIN, **overrides}), default_target=TARGET)
 
 
 def pods(count: int, running: float = 10.0, waiting: float = 0.0) -> tuple[Load, ...]:
@@ -215,13 +212,18 @@ def test_an_undone_scale_down_doubles_the_delay() -> None:
     assert decisions[5].desired == 2
 
 
-def test_policy_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="minReplicas"):
+def test_a_policy_comes_only_from_a_validated_spec() -> None:
+    with pytest.raises(ValidationError, match="minReplicas"):
         policy(min_replicas=5, max_replicas=2)
-    with pytest.raises(ValueError, match="targetUtilization"):
+    with pytest.raises(ValidationError, match="target_utilization"):
         policy(target_utilization=0)
-    with pytest.raises(ValueError, match="panicWindowSeconds"):
+    with pytest.raises(ValidationError, match="panicWindowSeconds"):
         policy(panic_window_seconds=90)
+
+
+def test_the_spec_sets_the_target_unless_it_leaves_it_to_the_plan() -> None:
+    assert policy().target_in_flight_per_replica == TARGET
+    assert policy(target_in_flight_per_replica=3).target_in_flight_per_replica == 3
 
 
 loads = st.one_of(
@@ -254,11 +256,11 @@ def test_properties_of_every_decision(
             assert capacity is not None
             assert decision.desired == capacity.replicas
         else:
-            assert chosen.min_replicas <= decision.desired <= chosen.max_replicas
+            assert chosen.spec.min_replicas <= decision.desired <= chosen.spec.max_replicas
             most = max(math.ceil(current * 2), current + 4)
-            assert decision.desired <= max(most, chosen.min_replicas)
-            assert decision.desired >= min(current // 2, chosen.max_replicas)
+            assert decision.desired <= max(most, chosen.spec.min_replicas)
+            assert decision.desired >= min(current // 2, chosen.spec.max_replicas)
         if None in ready and not decision.limited:
-            assert decision.desired >= min(current, chosen.max_replicas)  # a failed scrape never scales down
-            assert decision.held or decision.desired >= current or current > chosen.max_replicas
+            assert decision.desired >= min(current, chosen.spec.max_replicas)  # a failed scrape never scales down
+            assert decision.held or decision.desired >= current or current > chosen.spec.max_replicas
         state = decision.state

@@ -6,14 +6,9 @@ import re
 from pathlib import Path
 
 from gemma_operator.api import GemmaDeploymentSpec, Reason
-from gemma_operator.cli.apidocs import api_document
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-
-
-def test_api_reference_is_current() -> None:
-    assert (DOCS / "api.md").read_text() == api_document(), "docs/api.md is stale: run `make generate`"
 
 
 def test_api_reference_covers_every_spec_field() -> None:

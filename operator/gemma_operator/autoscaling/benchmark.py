@@ -81,7 +81,7 @@ class Comparison:
 
 
 def default_policy(config: SimulationConfig) -> AutoscalingPolicy:
-    return AutoscalingPolicy(config.min_replicas, config.max_replicas, config.target_in_flight_per_replica)
+    return AutoscalingPolicy.from_spec(config.autoscaling_spec(), config.target_in_flight_per_replica)
 
 
 def compare(trace: Trace, config: SimulationConfig, baseline_utilization: float = 1.0) -> Comparison:

@@ -99,11 +99,11 @@ def decide(
     arriving = observation.starting > 0 or len(observation.ready) > state.last_ready
     load = _measure(observation, known, state.backlog_at_order if arriving else None)
     aimed = policy.aimed_in_flight_per_replica
-    samples = (*(s for s in state.samples if s.at > now - policy.stable_window_seconds), Sample(now, load.counted))
-    panic_now = load.in_flight >= policy.panic_threshold * max(current, 1) * policy.target_in_flight_per_replica
+    samples = (*(s for s in state.samples if s.at > now - policy.spec.stable_window_seconds), Sample(now, load.counted))
+    panic_now = load.in_flight >= policy.spec.panic_threshold * max(current, 1) * policy.target_in_flight_per_replica
     panicking = panic_now or now < state.panic_until
     draining = load.waiting < state.last_waiting
-    demand = None if draining else pods_for(load.counted, aimed * (1 - policy.scale_down_tolerance))
+    demand = None if draining else pods_for(load.counted, aimed * (1 - policy.spec.scale_down_tolerance))
     recommendations = _remembered(policy, state, now, current, demand)
     delay = _scale_down_delay(policy, state, now)
 
@@ -111,10 +111,10 @@ def decide(
         want = max(current, pods_for(load.in_flight, aimed))
     elif draining:
         want = current
-    elif (need := pods_for(mean_since(samples, now - policy.panic_window_seconds), aimed)) > current:
+    elif (need := pods_for(mean_since(samples, now - policy.spec.panic_window_seconds), aimed)) > current:
         want = need
     else:
-        stable_need = pods_for(mean_since(samples, now - policy.stable_window_seconds), aimed)
+        stable_need = pods_for(mean_since(samples, now - policy.spec.stable_window_seconds), aimed)
         floor = max([stable_need, *(r.replicas for r in recommendations if r.at > now - delay)])
         want = min(current, floor)
     held = load.unknown > 0 and want < current
@@ -131,7 +131,7 @@ def decide(
     memory = AutoscalerState(
         samples=samples,
         recommendations=recommendations,
-        panic_until=now + policy.stable_window_seconds if panic_now else state.panic_until,
+        panic_until=now + policy.spec.stable_window_seconds if panic_now else state.panic_until,
         last_waiting=load.waiting,
         last_ready=len(observation.ready),
         backlog_at_order=_backlog_at_order(state, arriving, current, desired, load),
@@ -154,24 +154,24 @@ def _remembered(
 ) -> tuple[Recommendation, ...]:
     # A fresh autoscaler (say, after an operator restart) remembers the current count, as the HPA does.
     past = state.recommendations or (Recommendation(now, current),)
-    horizon = now - MAX_DELAY_FACTOR * policy.scale_down_delay_seconds
+    horizon = now - MAX_DELAY_FACTOR * policy.spec.scale_down_delay_seconds
     kept = tuple(r for r in past if r.at > horizon)
     return kept if demand is None else (*kept, Recommendation(now, demand))
 
 
 def _scale_down_delay(policy: AutoscalingPolicy, state: AutoscalerState, now: float) -> float:
     undone = sum(1 for at in state.undone_scale_downs if at > now - FLAP_MEMORY_SECONDS)
-    return policy.scale_down_delay_seconds * min(MAX_DELAY_FACTOR, 1 << undone)
+    return policy.spec.scale_down_delay_seconds * min(MAX_DELAY_FACTOR, 1 << undone)
 
 
 def _rate_limited(policy: AutoscalingPolicy, current: int, want: int) -> int:
-    most = max(math.ceil(current * policy.max_scale_up_rate), current + policy.max_scale_up_pods)
-    fewest = math.floor(current / policy.max_scale_down_rate)
+    most = max(math.ceil(current * policy.spec.max_scale_up_rate), current + policy.spec.max_scale_up_pods)
+    fewest = math.floor(current / policy.spec.max_scale_down_rate)
     return max(fewest, min(most, want))
 
 
 def _bounded(policy: AutoscalingPolicy, want: int, capacity_limit: CapacityLimit | None) -> tuple[int, bool]:
-    desired = max(policy.min_replicas, min(policy.max_replicas, want))
+    desired = max(policy.spec.min_replicas, min(policy.spec.max_replicas, want))
     if capacity_limit is not None and desired > capacity_limit.replicas:
         return max(capacity_limit.replicas, 0), True
     return desired, False
@@ -190,12 +190,12 @@ def _notes(
     if load.counted_waiting < load.waiting:
         notes.append(f"{load.waiting - load.counted_waiting:.1f} waiting left to the starting pods")
     if panicking:
-        notes.append(f"panic: no scale-down (threshold {policy.panic_threshold:g}x capacity)")
+        notes.append(f"panic: no scale-down (threshold {policy.spec.panic_threshold:g}x capacity)")
     elif draining:
         notes.append("backlog draining: holding")
     if held:
         notes.append(f"held: {load.unknown} of {ready} ready pods not scraped")
-    if delay > policy.scale_down_delay_seconds:
+    if delay > policy.spec.scale_down_delay_seconds:
         notes.append(f"scale-down delay {delay:.0f}s after undone scale-downs")
     return "".join(f"; {note}" for note in notes)
 
@@ -218,6 +218,6 @@ def _flap_memory(
     """When the last scale-down happened, and the scale-downs undone within the delay in the last hour."""
     last_down = now if desired < current else state.last_scale_down_at
     undone = tuple(at for at in state.undone_scale_downs if at > now - FLAP_MEMORY_SECONDS)
-    if desired > current and last_down is not None and now - last_down <= policy.scale_down_delay_seconds:
+    if desired > current and last_down is not None and now - last_down <= policy.spec.scale_down_delay_seconds:
         undone, last_down = (*undone, now), None
     return last_down, undone

@@ -13,19 +13,28 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from gemma_operator.api import AutoscalingSpec
 from gemma_operator.autoscaling.signals import Load
 from gemma_operator.autoscaling.traces import Trace
+
+SPEC_DEFAULTS = AutoscalingSpec()
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
+    """The simulated service and both autoscalers' bounds; the built-in's other knobs are spec.autoscaling's."""
+
     replica_capacity_rps: float = 2.0
     request_seconds: float = 10.0
     startup_seconds: int = 120
     slo_queue_seconds: float = 5.0
-    min_replicas: int = 1
-    max_replicas: int = 10
+    min_replicas: int = SPEC_DEFAULTS.min_replicas
+    max_replicas: int = 10  # not the spec's default (1): a simulation needs room to scale
     scrape_seconds: int = 15
+
+    def autoscaling_spec(self) -> AutoscalingSpec:
+        """The spec.autoscaling the built-in autoscaler runs with: these bounds, every other knob defaulted."""
+        return AutoscalingSpec(enabled=True, min_replicas=self.min_replicas, max_replicas=self.max_replicas)
 
     @property
     def target_in_flight_per_replica(self) -> float:

@@ -33,18 +33,22 @@ def parser() -> argparse.ArgumentParser:
     capacity.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
     capacity.add_argument("-o", "--output", choices=["table", "json", "markdown"], default="table")
 
-    run = sub.add_parser("run", help="run the operator (KUBECONFIG, else in-cluster; all namespaces unless told)")
-    run.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    # No defaults here: an option not given is left out, and reconcile.run.Options, their one source, fills it
+    # in (commands.run_options). Reading them from Options here would load kopf for every command.
+    run = sub.add_parser(
+        "run",
+        help="run the operator (KUBECONFIG, else in-cluster; all namespaces unless told)",
+        argument_default=argparse.SUPPRESS,
+    )
+    run.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
     run.add_argument("--all-namespaces", action="store_true", help="watch every namespace (the default)")
     run.add_argument("--peering", metavar="NAME", help="coordinate several replicas through this KopfPeering")
-    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL", help="kopf liveness endpoint")
-    run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
-    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics server binds")
+    run.add_argument("--liveness", metavar="URL", help="kopf liveness endpoint ('': off)")
+    run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0: off)")
+    run.add_argument("--metrics-address", help="address the metrics server binds")
     run.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
-    run.add_argument(
-        "--autoscaling-interval", type=float, default=15.0, metavar="SECONDS", help="how often the autoscaler scrapes"
-    )
-    run.add_argument("--log-format", choices=["plain", "json"], default="plain")
+    run.add_argument("--autoscaling-interval", type=float, metavar="SECONDS", help="how often the autoscaler scrapes")
+    run.add_argument("--log-format", choices=["plain", "json"])
     run.add_argument("-v", "--verbose", action="store_true")
 
     simulate.add_parser(sub)

@@ -15,6 +15,7 @@ from gemma_operator.cli.tables import table
 
 OK, BAD_INPUT = 0, 2
 METRICS = ("sloViolationSeconds", "replicaSeconds", "scaleDirectionChanges", "scaleUpReactionSeconds")
+DEFAULTS = SimulationConfig()
 
 
 def _positive_int(text: str) -> int:
@@ -45,19 +46,25 @@ def add_parser(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
     source = command.add_mutually_exclusive_group(required=True)
     source.add_argument("--trace", choices=list(BUILTIN_TRACES), help="a built-in trace")
     source.add_argument("--trace-file", type=Path, metavar="CSV", help="a CSV trace with the header seconds,rps")
-    command.add_argument("--replica-capacity", type=_positive_float, default=2.0, metavar="RPS")
+    command.add_argument(
+        "--replica-capacity", type=_positive_float, default=DEFAULTS.replica_capacity_rps, metavar="RPS"
+    )
     command.add_argument(
         "--request-seconds",
         metavar="SECONDS",
         type=_positive_float,
-        default=10.0,
+        default=DEFAULTS.request_seconds,
         help="mean request duration; a full pod holds capacity x this many requests, the per-pod target",
     )
-    command.add_argument("--startup-seconds", metavar="SECONDS", type=_non_negative_int, default=120)
-    command.add_argument("--slo-queue-seconds", metavar="SECONDS", type=_positive_float, default=5.0)
-    command.add_argument("--min", metavar="N", type=_positive_int, default=1, dest="min_replicas")
-    command.add_argument("--max", metavar="N", type=_positive_int, default=10, dest="max_replicas")
-    command.add_argument("--scrape-seconds", metavar="SECONDS", type=_positive_int, default=15)
+    command.add_argument(
+        "--startup-seconds", metavar="SECONDS", type=_non_negative_int, default=DEFAULTS.startup_seconds
+    )
+    command.add_argument(
+        "--slo-queue-seconds", metavar="SECONDS", type=_positive_float, default=DEFAULTS.slo_queue_seconds
+    )
+    command.add_argument("--min", metavar="N", type=_positive_int, default=DEFAULTS.min_replicas, dest="min_replicas")
+    command.add_argument("--max", metavar="N", type=_positive_int, default=DEFAULTS.max_replicas, dest="max_replicas")
+    command.add_argument("--scrape-seconds", metavar="SECONDS", type=_positive_int, default=DEFAULTS.scrape_seconds)
     command.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
 

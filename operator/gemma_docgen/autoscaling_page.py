@@ -1,25 +1,30 @@
-"""docs/benchmarks/autoscaling.md and its plots, generated from the simulator so that they cannot go stale.
-
-Run `python -m gemma_operator.cli.autoscaling_docs docs/benchmarks`; a unit test compares the committed files.
-"""
+"""docs/benchmarks/autoscaling.md, from the simulator, the spec's defaults and the HPA model's constants."""
 
 from __future__ import annotations
 
-import sys
+import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from gemma_operator.autoscaling.benchmark import Comparison, compare
+from gemma_operator.api import AutoscalingSpec
+from gemma_operator.autoscaling.benchmark import ADAPTER_DELAY_SECONDS, Comparison, compare
+from gemma_operator.autoscaling.decision import MAX_DELAY_FACTOR
+from gemma_operator.autoscaling.hpa import (
+    SCALE_DOWN_STABILIZATION_SECONDS,
+    SCALE_UP_PERCENT,
+    SCALE_UP_PERIOD_SECONDS,
+    SCALE_UP_PODS,
+    SYNC_SECONDS,
+    TOLERANCE,
+)
 from gemma_operator.autoscaling.scorecard import Scorecard
-from gemma_operator.autoscaling.simulation import Run, SimulationConfig
+from gemma_operator.autoscaling.simulation import SimulationConfig
 from gemma_operator.autoscaling.traces import BUILTIN_TRACES, RIPPLE, Trace, spike, step
 from gemma_operator.cli.simulate import ratio
-from gemma_operator.cli.svg import Panel, Series, chart
 from gemma_operator.cli.tables import markdown
 
 CONFIG = SimulationConfig()
-PLOT_EVERY_SECONDS = 10
-BUILTIN_COLOR, BASELINE_COLOR, LOAD_COLOR = "#1f77b4", "#d62728", "#888888"
+SPEC = AutoscalingSpec()
+HEADROOM = f"{1 - SPEC.target_utilization:.0%}"
 STEP_HEIGHTS = (6.25, 7.5, 8.5, 10.0, 12.5, 15.0)
 BURST_HEIGHTS = (9.0, 12.0, 15.0, 18.0)
 
@@ -67,62 +72,23 @@ def _sweep(label: Callable[[float], str], make: Callable[[float], Trace], values
     return results_table([(label(value), compare(make(value), CONFIG)) for value in values])
 
 
-def _downsampled(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(values[::PLOT_EVERY_SECONDS])
-
-
-def plot(comparison: Comparison) -> str:
-    """Replicas and queue over time for both autoscalers, with the load in pods for reference."""
-
-    def replicas(run: Run) -> tuple[float, ...]:
-        return _downsampled([s.replicas for s in run.seconds])
-
-    def queue(run: Run) -> tuple[float, ...]:
-        return _downsampled([s.queue for s in run.seconds])
-
-    load = _downsampled([s.rps / CONFIG.replica_capacity_rps for s in comparison.builtin.seconds])
-    return chart(
-        f"{comparison.trace}: built-in autoscaler vs the HPA baseline",
-        PLOT_EVERY_SECONDS,
-        [
-            Panel(
-                "replicas (ready or starting)",
-                (
-                    Series("built-in", BUILTIN_COLOR, replicas(comparison.builtin)),
-                    Series("HPA baseline", BASELINE_COLOR, replicas(comparison.baseline)),
-                    Series("load / replica capacity", LOAD_COLOR, load, dashed=True),
-                ),
-            ),
-            Panel(
-                "queue (requests waiting)",
-                (
-                    Series("built-in", BUILTIN_COLOR, queue(comparison.builtin)),
-                    Series("HPA baseline", BASELINE_COLOR, queue(comparison.baseline)),
-                ),
-            ),
-        ],
-    )
-
-
-def _builtin_comparisons(
+def builtin_comparisons(
     amplitude: float | None = None, baseline_utilization: float = 1.0
 ) -> list[tuple[str, Comparison]]:
+    """Each built-in trace (by name) under both autoscalers."""
     return [
         (name, compare(shape() if amplitude is None else shape(amplitude=amplitude), CONFIG, baseline_utilization))
         for name, shape in BUILTIN_TRACES.items()
     ]
 
 
-def plots() -> dict[str, str]:
-    return {f"autoscaling-{name}.svg": plot(comparison) for name, comparison in _builtin_comparisons()}
-
-
-def autoscaling_document() -> str:
+def autoscaling_document(results: Sequence[tuple[str, Comparison]]) -> str:
+    """The page, with `results` (builtin_comparisons()) as its headline table."""
     sections = (
         INTRO,
         "## Results\n\n"
         + RESULTS_INTRO
-        + results_table(_builtin_comparisons())
+        + results_table(results)
         + "\n\n"
         + "".join(f"![{name}](autoscaling-{name}.svg)\n\n" for name in BUILTIN_TRACES),
         MODEL,
@@ -136,29 +102,22 @@ def autoscaling_document() -> str:
         + _sweep(lambda burst: f"burst 6 -> {burst:g} rps ({burst / 6:g}x)", spike, BURST_HEIGHTS)
         + "\n\n"
         + LIMITS_RIPPLE
-        + results_table(_builtin_comparisons(amplitude=0.0))
+        + results_table(builtin_comparisons(amplitude=0.0))
         + "\n\n"
         + LIMITS_HEADROOM
-        + results_table(_builtin_comparisons(baseline_utilization=0.8))
+        + results_table(builtin_comparisons(baseline_utilization=SPEC.target_utilization))
         + "\n",
         REPRODUCE,
     )
     return "\n".join(sections)
 
 
-def write(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "autoscaling.md").write_text(autoscaling_document(), encoding="utf-8")
-    for name, svg in plots().items():
-        (directory / name).write_text(svg, encoding="utf-8")
-
-
 INTRO = f"""\
 # Autoscaling benchmark: the built-in autoscaler against the Kubernetes HPA
 
-Generated by `python -m gemma_operator.cli.autoscaling_docs docs/benchmarks` from the simulator; a unit test
-fails when this page or its plots are stale. `gemma-operator simulate-autoscaling` runs one trace, with your
-own numbers, and prints the same four metrics as a table or JSON.
+Generated by `make generate` from the simulator; a unit test fails when this page or its plots are stale.
+`gemma-operator simulate-autoscaling` runs one trace, with your own numbers, and prints the same four metrics
+as a table or JSON.
 
 Each trace runs twice through the same discrete-time queueing model: once under the built-in autoscaler (the
 very `decide` function the operator's timer calls) and once under a model of the Kubernetes HPA v2 with its
@@ -201,18 +160,20 @@ MODEL = f"""\
   because the load fell back counts whole. `-` means the load never outgrew the pods ordered.
 
 **The baseline** follows the HPA controller (pkg/controller/podautoscaler) on a Pods metric with an
-AverageValue target: desired = ceil(usage ratio x pods with metrics), no change within the 10% tolerance;
+AverageValue target: desired = ceil(usage ratio x pods with metrics), no change within the {TOLERANCE:.0%} tolerance;
 pods without metrics (starting ones) count as 0 on a scale-up and as the target on a scale-down, and keep the
-current count if they flip the direction; it syncs every 15 s; scale-up is limited to max(+100%, +4 pods) per
-15 s with no stabilisation; scale-down takes the highest recommendation of the last 300 s; a new controller
+current count if they flip the direction; it syncs every {SYNC_SECONDS} s; scale-up is limited to \
+max(+{SCALE_UP_PERCENT}%, +{SCALE_UP_PODS} pods) per
+{SCALE_UP_PERIOD_SECONDS} s with no stabilisation; scale-down takes the highest recommendation of the last \
+{SCALE_DOWN_STABILIZATION_SECONDS} s; a new controller
 remembers the current count. Metrics reach it through Prometheus and an adapter: it reads the sample scraped one
-scrape interval plus 15 s before, from the pods that were ready then.
+scrape interval plus {ADAPTER_DELAY_SECONDS} s before, from the pods that were ready then.
 
 **The built-in** scrapes the pods itself and decides once per scrape interval, the same cadence as the
 baseline's scrapes, so neither samples more often than the other.
 """
 
-ALGORITHM = """\
+ALGORITHM = f"""\
 ## How the built-in autoscaler decides
 
 `gemma_operator.autoscaling.decision.decide(policy, state, observation, now, capacity_limit)` is pure: the
@@ -222,7 +183,7 @@ time, and how many replicas the node inventory can host. It returns the desired 
 numbers, the flags `panicking`, `limited`, `held`, and the next state.
 
 1. **Load** is in-flight requests summed over the ready pods. The pods are sized at target x
-   targetUtilization per pod: 20% headroom by default, because a pod ordered now serves only after its
+   targetUtilization per pod: {HEADROOM} headroom by default, because a pod ordered now serves only after its
    startup.
 2. **Scale up at once** when the newest load needs more pods: no stabilisation, no tolerance, and no adapter
    lag. The HPA learns of a step 30-45 s later.
@@ -240,7 +201,8 @@ numbers, the flags `panicking`, `limited`, `held`, and the next state.
    backlog included) asked for the pods, not from when the queue was finally cleared, as the HPA's does.
    Recommendations are taken at (1 - scaleDownTolerance) of the aimed load, a hysteresis that keeps a ripple
    from flapping a pod.
-7. **Flap damping.** A scale-down undone within scaleDownDelaySeconds doubles that delay (up to 4x) for an
+7. **Flap damping.** A scale-down undone within scaleDownDelaySeconds doubles that delay \
+(up to {MAX_DELAY_FACTOR}x) for an
    hour: load that comes back every few minutes keeps its pods instead of paying a startup each time.
 8. **Hold on missing metrics.** A pod whose scrape failed counts at the known pods' average, and nothing scales
    down while any ready pod's load is unknown; with no load known at all, the count holds. A failed scrape is
@@ -254,48 +216,63 @@ counting a queue that starting pods will drain, and the repeated startups of a r
 oscillating trace the baseline lets its pods go about 330 s into each 360 s lull and meets every batch short.
 """
 
-KNOBS = (
-    ("minReplicas, maxReplicas", "1, 1", "bounds of the count", "-", "-"),
+# The fields of spec.autoscaling (python names), what each does, and when to raise or lower it.
+KNOBS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
+    (("min_replicas", "max_replicas"), "bounds of the count", "-", "-"),
     (
-        "targetInFlightPerReplica",
-        "the plan's maxConcurrentSequences",
+        ("target_in_flight_per_replica",),
         "requests (waiting + running) a pod holds at full speed",
         "pods keep up with more",
         "latency per token at a full batch is too high",
     ),
     (
-        "targetUtilization",
-        "0.8",
+        ("target_utilization",),
         "fraction of the target the count is sized for: headroom for increases while pods start",
         "cost matters more than tail latency",
         "load rises faster than pods start",
     ),
-    ("stableWindowSeconds", "60", "averaging window of scale-down", "load is noisy", "cost matters and load is smooth"),
-    ("panicWindowSeconds", "6", "window of the panic test; with 15 s scrapes, the newest sample", "-", "-"),
+    (("stable_window_seconds",), "averaging window of scale-down", "load is noisy", "cost matters and load is smooth"),
+    (("panic_window_seconds",), "window of the panic test; with 15 s scrapes, the newest sample", "-", "-"),
     (
-        "panicThreshold",
-        "2.0",
+        ("panic_threshold",),
         "load, in multiples of the capacity ordered, that starts panic",
         "short bursts are routine",
         "bursts must be met at once",
     ),
     (
-        "scaleDownDelaySeconds",
-        "300",
+        ("scale_down_delay_seconds",),
         "how long demand must stay low before pods go",
         "load recurs within minutes",
         "load drops for good and cost matters",
     ),
-    ("scaleDownTolerance", "0.05", "hysteresis of scale-down", "a ripple flaps pods", "every pod counts"),
+    (("scale_down_tolerance",), "hysteresis of scale-down", "a ripple flaps pods", "every pod counts"),
     (
-        "maxScaleUpRate, maxScaleUpPods",
-        "2.0, 4",
-        "at most x2 or +4 pods per decision, whichever is more",
+        ("max_scale_up_rate", "max_scale_up_pods"),
+        f"at most x{SPEC.max_scale_up_rate:g} or +{SPEC.max_scale_up_pods} pods per decision, whichever is more",
         "bursts are large and pods start fast",
         "GPUs are scarce or shared",
     ),
-    ("maxScaleDownRate", "2.0", "at most halve the count per decision", "-", "drops should be gradual"),
+    (("max_scale_down_rate",), "at most halve the count per decision", "-", "drops should be gradual"),
 )
+
+
+def _knob_default(field: str) -> str:
+    default = AutoscalingSpec.model_fields[field].default
+    return "the plan's maxConcurrentSequences" if default is None else json.dumps(default)
+
+
+def tuning_table() -> str:
+    """The knobs with their wire names and the spec's defaults, as docs/api.md shows them."""
+    rows = [
+        [
+            ", ".join(AutoscalingSpec.model_fields[field].alias or field for field in fields),
+            ", ".join(_knob_default(field) for field in fields),
+            *advice,
+        ]
+        for fields, *advice in KNOBS
+    ]
+    return markdown(["field", "default", "what it does", "raise it when", "lower it when"], rows)
+
 
 TUNING = (
     """\
@@ -304,7 +281,7 @@ TUNING = (
 The fields of `spec.autoscaling` and the policy share names and defaults.
 
 """
-    + markdown(["field", "default", "what it does", "raise it when", "lower it when"], KNOBS)
+    + tuning_table()
     + """
 
 Pod startup dominates everything here: a 31B replica that loads weights for minutes leaves only headroom
@@ -313,9 +290,9 @@ targetUtilization buys the headroom.
 """
 )
 
-LIMITS_STEP = """\
+LIMITS_STEP = f"""\
 Nothing serves a load increase beyond the pods already ready until new pods finish starting. The built-in
-keeps 20% headroom and orders pods about 30 s sooner than the baseline. A step within the headroom costs it no
+keeps {HEADROOM} headroom and orders pods about 30 s sooner than the baseline. A step within the headroom costs it no
 violation at all, but the headroom is paid in replica-seconds, above 1.1x when the baseline has no overshoot
 to give back. A step well past the headroom leaves it only the faster reaction: the queue grows for a whole
 startup either way, and the violation ratio stays above 0.5. A sweep of the step height, same trace shape:
@@ -333,8 +310,9 @@ more pod before the burst; without them it keeps one fewer and loses more time t
 
 """
 
-LIMITS_HEADROOM = """\
-How much of the gain is headroom? The same traces against an HPA whose target is also 80% of the pod's
+LIMITS_HEADROOM = f"""\
+How much of the gain is headroom? The same traces against an HPA whose target is also \
+{SPEC.target_utilization:.0%} of the pod's
 capacity (the same headroom as the built-in):
 
 """
@@ -343,7 +321,7 @@ REPRODUCE = """\
 ## Reproduce
 
 ```
-python -m gemma_operator.cli.autoscaling_docs docs/benchmarks    # this page and the plots
+make generate                                                   # this page, its plots and the other generated files
 gemma-operator simulate-autoscaling --trace step -o json        # one trace, the four metrics per side
 gemma-operator simulate-autoscaling --trace-file my-trace.csv --startup-seconds 300 --max 16
 ```
@@ -351,7 +329,3 @@ gemma-operator simulate-autoscaling --trace-file my-trace.csv --startup-seconds 
 A trace file is CSV with the header `seconds,rps`; each row's rate holds until the next row's second, and the
 last row lasts one second.
 """
-
-
-if __name__ == "__main__":
-    write(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/benchmarks"))

@@ -1,9 +1,8 @@
-"""docs/api.md, generated from the api models (the same schema the CRD is made of), so it cannot go stale."""
+"""docs/api.md, from the api models: the same schema the CRD is made of."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 
 from gemma_operator.api import API_VERSION, KIND, PLURAL, GemmaDeploymentSpec, GemmaDeploymentStatus
@@ -116,7 +115,3 @@ def api_document() -> str:
         parts.append(f"## {top}")
         parts += [_section(path, node) for path, node in _sections(top, model_schema(model))]
     return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(api_document())
