@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from plane import ROOT, wait_for
 
@@ -38,7 +39,11 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    # Every operator process a test started, so that the in-process tier can pause those still running.
+    started: ClassVar[list[OperatorProcess]] = []
+
     def start(self) -> None:
+        OperatorProcess.started.append(self)
         command = [
             sys.executable, "-m", "gemma_operator.cli", "run",
             "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
@@ -71,6 +76,16 @@ class OperatorProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def pause(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -25,7 +25,7 @@ from chaos.record import record
 from gemma import GROUP, PLURAL, VERSION, Gemma
 from gemma_operator.api import parse_deployment
 from gemma_operator.catalog import default_accelerator_classes
-from gemma_operator.planning import plan
+from gemma_operator.planning import Plan, plan
 from gemma_operator.reconcile.diffing import drifted
 from gemma_operator.rendering import render
 from operator_process import OperatorProcess
@@ -177,7 +177,9 @@ def converged_to_spec(fleet: Fleet, name: str) -> bool:
     if status.get("observedGeneration") != body["metadata"]["generation"] or condition_status(body, "Ready") != "True":
         return False
     deployment = parse_deployment(body)
-    wanted = render(deployment, plan(deployment, default_accelerator_classes()))
+    planned = plan(deployment, default_accelerator_classes())
+    assert isinstance(planned, Plan), planned
+    wanted = render(deployment, planned)
     api = fleet.gemma.apps.api_client
     live = {
         "Deployment": fleet.gemma.deployment(name),

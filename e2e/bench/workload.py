@@ -15,7 +15,7 @@ import yaml
 
 from gemma_operator.api import parse_deployment
 from gemma_operator.catalog import default_accelerator_classes
-from gemma_operator.planning import plan
+from gemma_operator.planning import Plan, plan
 from gemma_operator.rendering import render
 
 GROUP, VERSION, PLURAL, KIND = "serving.gemma.dev", "v1alpha1", "gemmadeployments", "GemmaDeployment"
@@ -51,7 +51,9 @@ def gemma(name: str, variant: str, namespace: str, verify: bool = False) -> dict
 def children(name: str, variant: str, namespace: str) -> list[dict[str, Any]]:
     """The Deployment and Service the operator would apply for this GemmaDeployment (no owner reference)."""
     deployment = parse_deployment(gemma(name, variant, namespace))
-    manifests = render(deployment, plan(deployment, default_accelerator_classes()), 1)
+    planned = plan(deployment, default_accelerator_classes())
+    assert isinstance(planned, Plan), planned
+    manifests = render(deployment, planned, 1)
     return [dict(manifest) for manifest in manifests]
 
 
