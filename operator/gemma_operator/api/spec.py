@@ -39,7 +39,7 @@ QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]
 MAX_QUALIFIED_NAME = 253 + 1 + 63
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 MAX_LABEL_VALUE = 63
-# Container image references are printable ASCII without spaces; name, tag and digest stay under 600.
+# Container image references are printable ASCII without spaces; name (255), tag (128) and digest come to ~520.
 IMAGE_REFERENCE = r"^[!-~]*$"
 # The scale subresource's replica counts are int32.
 INT32_MAX = 2**31 - 1
