@@ -51,10 +51,21 @@ def _constraints(node: Schema) -> list[str]:
     notes = []
     if "enum" in node:
         notes.append("One of " + ", ".join(f"`{value}`" for value in node["enum"]) + ".")
-    bounds = [f"{word} {node[key]}" for key, word in (("minimum", "minimum"), ("maximum", "maximum")) if key in node]
-    bounds += [
-        f"{word} {node[key]}" for key, word in (("minLength", "length ≥"), ("maxLength", "length ≤")) if key in node
+    bounds = [
+        f"{word} {node[key]}" + (" (exclusive)" if node.get(exclusive) else "")
+        for key, word, exclusive in (
+            ("minimum", "minimum", "exclusiveMinimum"),
+            ("maximum", "maximum", "exclusiveMaximum"),
+        )
+        if key in node
     ]
+    words = (
+        ("minLength", "length ≥"),
+        ("maxLength", "length ≤"),
+        ("maxItems", "items ≤"),
+        ("maxProperties", "entries ≤"),
+    )
+    bounds += [f"{word} {node[key]}" for key, word in words if key in node]
     if bounds:
         notes.append(", ".join(bounds).capitalize() + ".")
     if "pattern" in node:

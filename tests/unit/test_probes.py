@@ -19,6 +19,8 @@ from gemma_operator.probes import scrape
 from gemma_operator.probes.scrape import scrape_load
 from gemma_operator.probes.smoke import smoke_check
 
+from .loopback import serving
+
 SAMPLES = Path(__file__).parent / "data" / "metrics"
 Reply = Callable[[], web.StreamResponse]
 
@@ -94,16 +96,9 @@ class StubRuntime:
 @pytest.fixture
 async def stub() -> AsyncIterator[StubRuntime]:
     runtime = StubRuntime()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", runtime.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    runtime.url = f"http://{host}:{port}"
-    yield runtime
-    await runner.cleanup()
+    async with serving(runtime.handle) as url:
+        runtime.url = url
+        yield runtime
 
 
 @pytest.fixture

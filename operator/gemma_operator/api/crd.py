@@ -36,12 +36,39 @@ _KEPT = {
     "pattern",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "format",
     "x-kubernetes-validations",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
 }
+
+
+def _exclusive_bounds(node: Schema) -> Schema:
+    """pydantic's gt/lt (JSON Schema's numeric exclusiveMinimum/Maximum) as OpenAPI v3.0 writes them.
+
+    A structural schema takes only the boolean form, next to minimum/maximum; the numeric one
+    was dropped, so targetUtilization: 0 passed admission.
+    """
+    bounds: Schema = {}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if exclusive in node:
+            bounds |= {bound: node[exclusive], exclusive: True}
+    return bounds
+
+
+def _key_rule(names: Schema) -> Schema:
+    """A map's propertyNames, which Kubernetes lacks, as a CEL rule on the key lengths."""
+    unsupported = set(names) - {"type", "minLength", "maxLength"}
+    if unsupported:
+        raise ValueError(f"cannot express map key constraints {sorted(unsupported)} in a CRD")
+    low, high = names.get("minLength", 0), names["maxLength"]
+    return {
+        "rule": f"self.all(key, size(key) >= {low} && size(key) <= {high})",
+        "message": f"keys must be {low} to {high} characters",
+    }
 
 
 def _structural(node: Schema, definitions: Mapping[str, Schema], *, field: bool = True) -> Schema:
@@ -63,6 +90,12 @@ def _structural(node: Schema, definitions: Mapping[str, Schema], *, field: bool 
     # type and description first: the generated YAML is read by people too.
     result: Schema = {key: node[key] for key in ("type", "description") if key in node}
     result.update((key, value) for key, value in sorted(node.items()) if key in _KEPT and key not in result)
+    result.update(_exclusive_bounds(node))
+    if "propertyNames" in node:
+        result["x-kubernetes-validations"] = [
+            *result.get("x-kubernetes-validations", []),
+            _key_rule(node["propertyNames"]),
+        ]
     if node.get("default") is not None:
         default = node["default"]
         # An object default of {} lets the API server apply the defaults nested inside it.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from gemma_operator.api.base import ApiModel
 from gemma_operator.api.vocabulary import (
@@ -23,13 +23,56 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 # A storage size: a positive Kubernetes quantity in bytes, e.g. 200Gi or 1.5T.
 STORAGE_QUANTITY = r"^([0-9]+(\.[0-9]+)?)([KMGTPE]i|[kMGTPE])?$"
 MAX_CONTEXT_TOKENS = 1 << 20
+# A Hugging Face repository id, owner/name; HF caps each part at 96 characters.
+_HF_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+HF_REPOSITORY = rf"^{_HF_PART}/{_HF_PART}$"
+# A git branch, tag or commit: none of the characters git refuses in a ref name, no "..", and no
+# leading "-" or "." (the runtime would read "--revision --x" as another option).
+_REF_REFUSED = r"\x00-\x20\x7f~^:?*\[\\"
+_REF_CHAR = rf"[^{_REF_REFUSED}.]"
+GIT_REVISION = rf"^[^{_REF_REFUSED}.-]({_REF_CHAR}|\.{_REF_CHAR})*$"
+# A Secret or ConfigMap key, as Kubernetes validates it.
+CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
+# Label keys and values (nodeSelector, tolerations), as Kubernetes validates them: a key is an optional
+# DNS-subdomain prefix (253) and "/" and a name (63).
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+MAX_QUALIFIED_NAME = 253 + 1 + 63
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+MAX_LABEL_VALUE = 63
+# Container image references are printable ASCII without spaces; name (255), tag (128) and digest come to ~520.
+IMAGE_REFERENCE = r"^[!-~]*$"
+# The scale subresource's replica counts are int32.
+INT32_MAX = 2**31 - 1
+# Like the HPA's stabilization windows, which Kubernetes caps at an hour.
+MAX_WINDOW_SECONDS = 3600
+# Factors far past any real scaling policy, low enough that the arithmetic stays in range.
+MAX_FACTOR = 100
+# Together these keep the largest spec near 300 KiB: far below etcd's 1.5 MiB per object.
+MAX_EXTRA_ARGS = 64
+MAX_ARG_LENGTH = 2048
+MAX_ENV = 32
+MAX_ENV_NAME = 256
+MAX_ENV_VALUE = 4096
+MAX_NODE_SELECTOR = 32
+MAX_TOLERATIONS = 32
+
+# Kubernetes checks label keys fully when it admits a Pod; a CRD cannot put a pattern on map keys, so
+# the models bound their length only and the two agree.
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUALIFIED_NAME)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE, pattern=LABEL_VALUE)]
 
 
 class SecretKeyRef(ApiModel):
     """A key in a Secret of the GemmaDeployment's namespace. The operator never reads it."""
 
-    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
-    key: str = Field(default="token", min_length=1, description="Key in the Secret that holds the token.")
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(
+        default="token",
+        min_length=1,
+        max_length=253,
+        pattern=CONFIG_KEY,
+        description="Key in the Secret that holds the token.",
+    )
 
 
 class ModelSpec(ApiModel):
@@ -38,6 +81,7 @@ class ModelSpec(ApiModel):
     family: Family = Field(default=Family.GEMMA_4, description="Model family: gemma-4 or gemma-3.")
     variant: str = Field(
         min_length=1,
+        max_length=32,
         description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b. gemma-3: 1b, 4b, 12b, 27b.",
     )
     instruction_tuned: bool = Field(
@@ -45,13 +89,18 @@ class ModelSpec(ApiModel):
     )
     repository: str = Field(
         default="",
+        max_length=2 * 96 + 1,
+        pattern=r"^$|" + HF_REPOSITORY,
         description=(
             "Another Hugging Face repository with the same architecture, e.g. a fine-tune "
             "(a GGUF repository for llamacpp). Empty: the catalog's."
         ),
     )
     revision: str = Field(
-        default="", description="Repository revision (branch, tag or commit). Empty: the default branch."
+        default="",
+        max_length=255,
+        pattern=r"^$|" + GIT_REVISION,
+        description="Repository revision (branch, tag or commit). Empty: the default branch.",
     )
     precision: Precision = Field(default=Precision.BF16, description="Weight precision: bf16, fp8 or int4.")
     token_secret_ref: SecretKeyRef | None = Field(
@@ -62,10 +111,11 @@ class ModelSpec(ApiModel):
 class EnvVar(ApiModel):
     """A container environment variable, as in a Pod spec."""
 
-    name: str = Field(pattern=ENV_NAME, description="Variable name.")
-    value: str | None = Field(default=None, description="Literal value.")
+    name: str = Field(max_length=MAX_ENV_NAME, pattern=ENV_NAME, description="Variable name.")
+    value: str | None = Field(default=None, max_length=MAX_ENV_VALUE, description="Literal value.")
     value_from: dict[str, Any] | None = Field(
         default=None,
+        max_length=1,
         description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
@@ -128,7 +178,12 @@ class ServingSpec(ApiModel):
         default=RuntimeChoice.AUTO,
         description="Serving runtime: auto picks one that can serve the model on the target hardware.",
     )
-    image: str = Field(default="", description="Override of the runtime's default container image.")
+    image: str = Field(
+        default="",
+        max_length=1024,
+        pattern=IMAGE_REFERENCE,
+        description="Override of the runtime's default container image.",
+    )
     max_context_tokens: int = Field(
         default=8192,
         ge=128,
@@ -138,8 +193,12 @@ class ServingSpec(ApiModel):
     max_concurrent_sequences: int = Field(
         default=4, ge=1, le=1024, description="Sequences the KV cache holds at maxContextTokens."
     )
-    extra_args: list[str] = Field(default_factory=list, description="Arguments appended to the runtime's arguments.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra container environment variables.")
+    extra_args: list[Annotated[str, StringConstraints(max_length=MAX_ARG_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_EXTRA_ARGS, description="Arguments appended to the runtime's arguments."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=MAX_ENV, description="Extra container environment variables."
+    )
     verify: bool = Field(
         default=True, description="Send one chat completion after a rollout and report condition Verified."
     )
@@ -152,11 +211,20 @@ class ServingSpec(ApiModel):
 class Toleration(ApiModel):
     """A Pod toleration."""
 
-    key: str = Field(default="", description="Taint key; empty with operator Exists matches every taint.")
+    key: str = Field(
+        default="",
+        max_length=MAX_QUALIFIED_NAME,
+        pattern=r"^$|" + QUALIFIED_NAME,
+        description="Taint key; empty with operator Exists matches every taint.",
+    )
     operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
-    value: str = Field(default="", description="Taint value, for operator Equal.")
+    value: str = Field(
+        default="", max_length=MAX_LABEL_VALUE, pattern=LABEL_VALUE, description="Taint value, for operator Equal."
+    )
     effect: TaintEffect | None = Field(default=None, description="Taint effect to match; empty matches all effects.")
-    toleration_seconds: int | None = Field(default=None, description="How long a NoExecute taint is tolerated.")
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="How long a NoExecute taint is tolerated."
+    )
 
 
 class PlacementSpec(ApiModel):
@@ -168,6 +236,7 @@ class PlacementSpec(ApiModel):
     )
     accelerator_class: str = Field(
         default="",
+        max_length=63,
         pattern=r"^$|" + DNS_LABEL,
         description="Accelerator class for GPU targets, e.g. h100. Empty: the operator's default class.",
     )
@@ -182,11 +251,13 @@ class PlacementSpec(ApiModel):
             ]
         },
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels merged into what the planner decides."
+    node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_NODE_SELECTOR,
+        description="Node labels merged into what the planner decides.",
     )
     tolerations: list[Toleration] = Field(
-        default_factory=list, description="Tolerations added to what the planner decides."
+        default_factory=list, max_length=MAX_TOLERATIONS, description="Tolerations added to what the planner decides."
     )
 
     @field_validator("gpus_per_replica")
@@ -220,30 +291,48 @@ class AutoscalingSpec(ApiModel):
     }
 
     enabled: bool = Field(default=False, description="When true, the operator's autoscaler sets the replica count.")
-    min_replicas: int = Field(default=1, ge=1, description="Fewest replicas the autoscaler keeps.")
-    max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler asks for.")
+    min_replicas: int = Field(default=1, ge=1, le=INT32_MAX, description="Fewest replicas the autoscaler keeps.")
+    max_replicas: int = Field(default=1, ge=1, le=INT32_MAX, description="Most replicas the autoscaler asks for.")
     target_in_flight_per_replica: float | None = Field(
         default=None,
         gt=0,
+        # TGI queues at most 32 x 1024 requests; nothing carries more than a few times that.
+        le=100_000,
         description="Requests in flight (waiting + running) one replica should carry. Empty: maxConcurrentSequences.",
     )
     target_utilization: float = Field(
         default=0.8, gt=0, le=1, description="Fraction of the target to aim for: the headroom for bursts."
     )
-    stable_window_seconds: float = Field(default=60, ge=1, description="Window the load is averaged over.")
-    panic_window_seconds: float = Field(
-        default=6, gt=0, description="Short window; load at panicThreshold x capacity over it scales up at once."
+    stable_window_seconds: float = Field(
+        default=60, ge=1, le=MAX_WINDOW_SECONDS, description="Window the load is averaged over."
     )
-    panic_threshold: float = Field(default=2.0, gt=1, description="Load over capacity that starts panic mode.")
+    panic_window_seconds: float = Field(
+        default=6,
+        gt=0,
+        le=MAX_WINDOW_SECONDS,
+        description="Short window; load at panicThreshold x capacity over it scales up at once.",
+    )
+    panic_threshold: float = Field(
+        default=2.0, gt=1, le=MAX_FACTOR, description="Load over capacity that starts panic mode."
+    )
     scale_down_delay_seconds: float = Field(
-        default=300, ge=0, description="Scale-down stabilisation: the highest recommendation over this long wins."
+        default=300,
+        ge=0,
+        le=MAX_WINDOW_SECONDS,
+        description="Scale-down stabilisation: the highest recommendation over this long wins.",
     )
     scale_down_tolerance: float = Field(
         default=0.05, ge=0, lt=1, description="Load this close to the current capacity does not scale down."
     )
-    max_scale_up_rate: float = Field(default=2.0, gt=1, description="Scale up by at most this factor per decision ...")
-    max_scale_up_pods: int = Field(default=4, ge=1, description="... or by this many pods, whichever is more.")
-    max_scale_down_rate: float = Field(default=2.0, gt=1, description="Scale down by at most this factor per decision.")
+    max_scale_up_rate: float = Field(
+        default=2.0, gt=1, le=MAX_FACTOR, description="Scale up by at most this factor per decision ..."
+    )
+    max_scale_up_pods: int = Field(
+        default=4, ge=1, le=INT32_MAX, description="... or by this many pods, whichever is more."
+    )
+    max_scale_down_rate: float = Field(
+        default=2.0, gt=1, le=MAX_FACTOR, description="Scale down by at most this factor per decision."
+    )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> AutoscalingSpec:
@@ -269,7 +358,10 @@ class GemmaDeploymentSpec(ApiModel):
     serving: ServingSpec = Field(default_factory=ServingSpec, description="Runtime and request limits.")
     placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Where replicas run.")
     replicas: int = Field(
-        default=1, ge=0, description="Replica count when autoscaling is off (the scale subresource drives it)."
+        default=1,
+        ge=0,
+        le=INT32_MAX,
+        description="Replica count when autoscaling is off (the scale subresource drives it).",
     )
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="The built-in autoscaler.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus integration.")

@@ -13,10 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from text_generation import AsyncClient
 from text_generation.types import ChatRequest, Message
 
+from gemma_operator.probes import bounded
+from gemma_operator.probes.untrusted import excerpt
+
 CHAT_PATH: Final = "/v1/chat/completions"
 PROMPT: Final = "Reply with one word: are you ready?"
 MAX_TOKENS: Final = 8
 SMOKE_TIMEOUT_SECONDS: Final = 30.0
+# A chat completion of MAX_TOKENS tokens is well under 2 KiB; an error page has no need of more either.
+MAX_ANSWER_BYTES: Final = 64 << 10
 SMOKE_ATTEMPTS: Final = 4
 BACKOFF_SECONDS: Final = 2.0
 # Statuses worth another try: the runtime is busy, warming up or briefly unreachable behind a proxy.
@@ -51,6 +56,10 @@ class RuntimeAnsweredError(Exception):
         self.status = status
 
 
+class AnswerTooLargeError(Exception):
+    """The runtime's answer went on past MAX_ANSWER_BYTES; the rest was not read."""
+
+
 def _error_detail(body: str) -> str:
     """The message of an error body: TGI's {"error": "..."}, vLLM's and llama.cpp's {"error": {"message": ...}}."""
     try:
@@ -60,8 +69,7 @@ def _error_detail(body: str) -> str:
     error = document.get("error") if isinstance(document, dict) else None
     if isinstance(error, dict):
         error = error.get("message")
-    text = str(error) if error else body.strip() or "(empty body)"
-    return text if len(text) <= 200 else text[:200] + "..."
+    return excerpt(str(error) if error else body.strip() or "(empty body)")
 
 
 class OpenAICompatibleClient(AsyncClient):  # type: ignore[misc]  # text_generation ships no type hints
@@ -77,14 +85,22 @@ class OpenAICompatibleClient(AsyncClient):  # type: ignore[misc]  # text_generat
 
     async def _chat_single_response(self, request: ChatRequest) -> ChatReply:
         body = request.model_dump(exclude_none=True, exclude={"model"})
-        async with (
-            aiohttp.ClientSession(headers=self.headers, cookies=self.cookies, timeout=self.timeout) as session,
-            session.post(f"{self.base_url}{CHAT_PATH}", json=body) as response,
-        ):
-            text = await response.text(errors="replace")
-            if response.status != 200:
-                raise RuntimeAnsweredError(response.status, _error_detail(text))
-        return ChatReply.model_validate_json(text)
+        async with aiohttp.ClientSession(headers=self.headers, cookies=self.cookies) as session:
+            answer = await bounded.request(
+                session,
+                "POST",
+                f"{self.base_url}{CHAT_PATH}",
+                json=body,
+                max_body_bytes=MAX_ANSWER_BYTES,
+                timeout_seconds=self.timeout.total,
+            )
+        if answer.redirect:
+            raise RuntimeAnsweredError(answer.status, bounded.REDIRECT_REFUSED)
+        if answer.status != 200:
+            raise RuntimeAnsweredError(answer.status, _error_detail(answer.body.decode("utf-8", errors="replace")))
+        if answer.cut:
+            raise AnswerTooLargeError(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+        return ChatReply.model_validate_json(answer.body)
 
 
 @dataclass(frozen=True)
@@ -97,14 +113,14 @@ class SmokeResult:
     attempts: int
 
 
-_FAILURES = (RuntimeAnsweredError, aiohttp.ClientError, TimeoutError, ValidationError)
+_FAILURES = (RuntimeAnsweredError, AnswerTooLargeError, aiohttp.ClientError, TimeoutError, ValidationError)
 
 
 def _transient(error: Exception) -> bool:
     if isinstance(error, RuntimeAnsweredError):
         return error.status >= 500 or error.status in TRANSIENT_STATUSES
     # A 200 that is not a chat completion will not improve; a dropped connection or a timeout may.
-    return not isinstance(error, ValidationError)
+    return not isinstance(error, ValidationError | AnswerTooLargeError)
 
 
 def _describe(error: Exception, timeout_seconds: float) -> str:
@@ -113,14 +129,14 @@ def _describe(error: Exception, timeout_seconds: float) -> str:
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         return f"the answer is not a chat completion ({'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']})"
-    return str(error) or type(error).__name__
+    return excerpt(str(error) or type(error).__name__)
 
 
 def _summary(reply: ChatReply, latency: float) -> str:
     choice = reply.choices[0]
     content = (choice.message.content or "").strip()
-    said = f": {content[:40]!r}" if content else " (no content)"
-    return f"{reply.model or 'the model'} answered in {latency:.2f}s{said}"
+    said = f": '{excerpt(content, 40)}'" if content else " (no content)"
+    return f"{excerpt(reply.model) or 'the model'} answered in {latency:.2f}s{said}"
 
 
 async def smoke_check(

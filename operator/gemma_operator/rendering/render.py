@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
@@ -75,9 +77,21 @@ def endpoint(deployment: GemmaDeployment, plan: Plan) -> str:
     return f"http://{identity.name}.{identity.namespace}.svc:{port}"
 
 
+# What YAML cannot carry raw inside a quoted scalar: DEL and the C1 controls (libyaml refuses them), NEL and
+# the line and paragraph separators (read as line breaks, then folded), and U+FFFE/U+FFFF (not characters).
+_NOT_RAW_IN_YAML = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def _yaml_safe_json(value: object, **kwargs: Any) -> str:
+    """tojson's dumps: UTF-8 rather than ASCII escapes, whose surrogate pairs (for emoji) libyaml refuses."""
+    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    # Only inside JSON strings, where \uXXXX means the same to YAML.
+    return _NOT_RAW_IN_YAML.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("gemma_operator.rendering", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -86,6 +100,8 @@ def _environment() -> jinja2.Environment:
         # ~5 % of the operator's CPU under load.
         auto_reload=False,
     )
+    environment.policies["json.dumps_function"] = _yaml_safe_json
+    return environment
 
 
 def _env(deployment: GemmaDeployment, facts: RuntimeFacts) -> list[dict[str, Any]]:
