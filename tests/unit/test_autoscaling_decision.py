@@ -86,7 +86,7 @@ def test_scale_down_rate_is_bounded(rate: float, expected: int) -> None:
 )
 def test_scale_up_rate_is_x2_or_plus_4_whichever_is_more(current: int, want: int, expected: int) -> None:
     per_pod = want * 10 / current  # the load of `want` pods, spread over the current ones
-    no_panic = policy(panic_threshold=1000)
+    no_panic = policy(panic_threshold=100)
     decision = decide(no_panic, AutoscalerState(), Observation(pods(current, running=per_pod)), 0)
     assert decision.desired == expected
 
