@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from gemma_operator.api import AutoscalingSpec
 
+# How often the operator scrapes the serving pods and decides; the simulation scrapes as often.
+SCRAPE_INTERVAL_SECONDS = 15
+
 
 @dataclass(frozen=True)
 class AutoscalingPolicy:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gemma_operator.api import AutoscalingSpec
+from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
 from gemma_operator.autoscaling.signals import Load
 from gemma_operator.autoscaling.traces import Trace
 
@@ -30,7 +31,7 @@ class SimulationConfig:
     slo_queue_seconds: float = 5.0
     min_replicas: int = SPEC_DEFAULTS.min_replicas
     max_replicas: int = 10  # not the spec's default (1): a simulation needs room to scale
-    scrape_seconds: int = 15
+    scrape_seconds: int = SCRAPE_INTERVAL_SECONDS
 
     def autoscaling_spec(self) -> AutoscalingSpec:
         """The spec.autoscaling the built-in autoscaler runs with: these bounds, every other knob defaulted."""

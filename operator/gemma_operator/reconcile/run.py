@@ -10,6 +10,7 @@ import kopf
 from kubernetes import client, config
 from prometheus_client import start_http_server
 
+from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
 from gemma_operator.catalog import default_accelerator_classes, load_accelerator_classes
 from gemma_operator.reconcile import handlers  # importing registers the kopf handlers
 from gemma_operator.reconcile.autoscaler import Autoscaler
@@ -27,7 +28,7 @@ class Options:
     metrics_port: int | None = 9090
     metrics_address: str = "0.0.0.0"
     accelerator_classes: Path | None = None
-    autoscaling_interval: float = 15.0
+    autoscaling_interval: float = SCRAPE_INTERVAL_SECONDS
     json_logs: bool = False
     verbose: bool = False
 
