@@ -13,8 +13,11 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from gemma import Gemma, manifest
+from harness.config import ROOT
+from harness.plane import Plane
+from harness.tools import kubectl
+from harness.waiting import wait_for
 from operator_process import OperatorProcess
-from plane import ROOT, Plane, kubectl, wait_for
 
 pytestmark = pytest.mark.e2e
 
