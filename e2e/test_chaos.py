@@ -19,10 +19,10 @@ import pytest
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from chaos.expected import expected_children
 from chaos.faults import restart, restore_node, snapshot_node, wait_api_ready
 from chaos.fleet import Fleet, ready_now, small
 from chaos.record import record
+from expected import expected_children
 from gemma import GROUP, PLURAL, VERSION, Gemma
 from harness.judge import Judge
 from harness.plane import Plane
@@ -228,7 +228,10 @@ def test_conflicting_edits_converge_to_the_cr_spec(
                 if rng.random() < 0.5:
                     gemma.core.delete_namespaced_service(name, gemma.namespace)
                 else:
-                    gemma.core.patch_namespaced_service(name, gemma.namespace, {"spec": {"selector": {"x": "y"}}})
+                    # A selector key of ours given another value. An extra key is a known operator bug, tested on
+                    # its own: test_operator.py::test_a_service_selector_given_an_extra_key_is_put_back.
+                    selector = {"app.kubernetes.io/instance": "someone-else"}
+                    gemma.core.patch_namespaced_service(name, gemma.namespace, {"spec": {"selector": selector}})
                 count("service")
             except ApiException as error:
                 if error.status not in (404, 409):
