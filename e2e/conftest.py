@@ -1,33 +1,25 @@
 """Fixtures for the e2e suites: one plane per session, a namespace per test.
 
-The helpers live in e2e/plane.py; this file only wires them into pytest.
-The plane is left running after the session (fast iteration) unless
-GEMMA_E2E_DOWN=1, which runs e2e/cluster/down at the end.
+The harness (e2e/harness/) does the work; this file only wires it into pytest. The plane's
+settings come from PlaneConfig.from_environment(): it is left running after the session (fast
+iteration) unless GEMMA_E2E_DOWN=1, which runs e2e/cluster/down at the end.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from chaos.harness import chaos_operator_process, start_chaos_plane, stop_chaos_plane
-from operator_process import CRD, OperatorProcess, operator_env, stop_demo_operator
-from plane import (
-    ROOT,
-    Plane,
-    ServingSim,
-    create_namespace,
-    delete_namespace,
-    kubectl,
-    start_plane,
-    stop_plane,
-)
+from chaos.plane import chaos_config
+from harness.config import ROOT, PlaneConfig
+from harness.namespaces import create_namespace, delete_namespace
+from harness.plane import Log, Plane, running
+from harness.simulator import ServingSim
+from operator_process import OperatorProcess, install_crd, operator_env, stop_demo_operator
 
 UP_LOG = ROOT / ".e2e" / "up.log"
 
@@ -37,41 +29,41 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def plane(pytestconfig: pytest.Config) -> Iterator[Plane]:
-    """The running control plane (started by e2e/cluster/up, reused if healthy)."""
+def plane_config() -> PlaneConfig:
+    return PlaneConfig.from_environment()
+
+
+@pytest.fixture(scope="session")
+def plane_log(pytestconfig: pytest.Config) -> Iterator[Log]:
+    """Where `up` and `down` report: .e2e/up.log, and the terminal even while pytest captures output."""
     UP_LOG.parent.mkdir(parents=True, exist_ok=True)
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with UP_LOG.open("a", encoding="utf-8") as log_file:
 
-        def log(line: str) -> None:
-            log_file.write(line)
+        def log(text: str) -> None:
+            log_file.write(text)
             log_file.flush()
-            if capture is not None:
-                with capture.global_and_fixture_disabled():
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
-            else:
-                sys.stderr.write(line)
+            if capture is None:
+                sys.stderr.write(text)
+                return
+            with capture.global_and_fixture_disabled():
+                sys.stderr.write(text)
+                sys.stderr.flush()
 
-        running = start_plane(log=log)
-    try:
-        yield running
-    finally:
-        running.api.close()  # type: ignore[no-untyped-call]
-        if os.environ.get("GEMMA_E2E_DOWN") == "1":
-            result = stop_plane(running.env)
-            sys.stderr.write(result.stderr)
+        yield log
+
+
+@pytest.fixture(scope="session")
+def plane(plane_config: PlaneConfig, plane_log: Log) -> Iterator[Plane]:
+    """The running control plane (started by e2e/cluster/up, reused if healthy)."""
+    with running(plane_config, plane_log) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
 def api(plane: Plane) -> client.ApiClient:
     """A kubernetes ApiClient configured from the plane's kubeconfig."""
     return plane.api
-
-
-@pytest.fixture(scope="session")
-def kubeconfig(plane: Plane) -> Path:
-    return plane.kubeconfig
 
 
 @pytest.fixture(scope="session")
@@ -90,22 +82,11 @@ def namespace(plane: Plane, request: pytest.FixtureRequest) -> Iterator[str]:
         delete_namespace(plane.api, name)
 
 
-@pytest.fixture
-def run_kubectl(plane: Plane) -> Callable[..., Any]:
-    """kubectl(*args, input=None, check=True) against the plane."""
-
-    def run(*args: str, **kwargs: Any) -> Any:
-        return kubectl(plane, *args, **kwargs)
-
-    return run
-
-
 @pytest.fixture(scope="session")
 def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """The operator, running as its own process against the plane, with the CRD installed."""
     stop_demo_operator(plane.state_dir)
-    kubectl(plane, "apply", "--server-side", "-f", str(CRD))
-    kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
+    install_crd(plane)
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     # A short autoscaling interval keeps the autoscaling suite quick; the windows are set per test.
     process = OperatorProcess(operator_env(plane.env), log_path, args=("--autoscaling-interval", "2"))
@@ -118,15 +99,11 @@ def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(scope="session")
-def chaos_plane() -> Iterator[Plane]:
+def chaos_plane(plane_config: PlaneConfig, plane_log: Log) -> Iterator[Plane]:
     """A second plane in .e2e/chaos/state, with room for 100-CR rollouts; never the shared one."""
-    running = start_chaos_plane()
-    try:
-        yield running
-    finally:
-        running.api.close()  # type: ignore[no-untyped-call]
-        if os.environ.get("GEMMA_E2E_DOWN") == "1":
-            sys.stderr.write(stop_chaos_plane(running))
+    with running(chaos_config(plane_config), plane_log) as started:
+        install_crd(started)
+        yield started
 
 
 @pytest.fixture
@@ -141,7 +118,7 @@ def chaos_namespace(chaos_plane: Plane, request: pytest.FixtureRequest) -> Itera
 @pytest.fixture
 def chaos_operator(chaos_plane: Plane, tmp_path: Path) -> Iterator[OperatorProcess]:
     """The operator on the chaos plane, one per test (tests kill it)."""
-    process = chaos_operator_process(chaos_plane, tmp_path / "operator.log")
+    process = OperatorProcess(operator_env(chaos_plane.env), tmp_path / "operator.log")
     process.start()
     yield process
     process.stop()

@@ -8,7 +8,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from plane import condition_status, wait_for
+from harness.namespaces import events_for
+from harness.waiting import condition_status, wait_for
 
 GROUP, VERSION, PLURAL = "serving.gemma.dev", "v1alpha1", "gemmadeployments"
 INSTANCE = "app.kubernetes.io/instance"
@@ -22,6 +23,7 @@ class Gemma:
     """GemmaDeployments in one namespace, through the real API server."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
         self.namespace = namespace
         # Typed as Any: the generated client's Optional-everywhere models add nothing to a test's checks.
         self.custom: Any = client.CustomObjectsApi(api)
@@ -88,5 +90,4 @@ class Gemma:
         }
 
     def events(self, name: str) -> list[Any]:
-        selector = f"involvedObject.name={name},involvedObject.kind=GemmaDeployment"
-        return list(self.core.list_namespaced_event(self.namespace, field_selector=selector).items)
+        return events_for(self.api, self.namespace, name, kind="GemmaDeployment")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,9 @@ import yaml
 from kubernetes import client
 from lupa import lua51  # type: ignore[import-untyped]
 
-from plane import ROOT, Plane, kubectl, run_tool
+from harness.config import ROOT
+from harness.plane import Plane
+from harness.tools import gemma_plane, helm, kubectl
 
 CHART = ROOT / "charts" / "gemma-operator"
 HEALTH_LUA = ROOT / "manifests" / "gitops" / "argocd" / "health.lua"
@@ -20,18 +21,9 @@ HEALTH_LUA = ROOT / "manifests" / "gitops" / "argocd" / "health.lua"
 ARGOCD_FOR_KSTATUS = {"Current": "Healthy", "InProgress": "Progressing", "Failed": "Degraded"}
 
 
-def run(plane: Plane, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run one of the plane's tools with time enough for a helm install."""
-    return run_tool(plane, binary, *args, check=check, timeout=180)
-
-
-def helm(plane: Plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(plane, "helm", *args, check=check)
-
-
 def kstatus(plane: Plane, namespace: str, resource: str, name: str) -> dict[str, str]:
     """kstatus (sigs.k8s.io/cli-utils) of a live object, as Flux computes it: {"status": ..., "message": ...}."""
-    out = run(plane, "gemma-plane", "kstatus", "--kubeconfig", str(plane.kubeconfig), "-n", namespace, resource, name)
+    out = gemma_plane(plane, "kstatus", "--kubeconfig", str(plane.kubeconfig), "-n", namespace, resource, name)
     result: dict[str, str] = json.loads(out.stdout)
     return result
 

@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from plane import ROOT, wait_for
+from harness.config import ROOT
+from harness.plane import Plane
+from harness.tools import kubectl
+from harness.waiting import wait_for
 
 CRD = ROOT / "crds" / "gemmadeployments.serving.gemma.dev.yaml"
+
+
+def install_crd(plane: Plane) -> None:
+    """The GemmaDeployment CRD, applied and established: the operator and the tests need it before anything else."""
+    kubectl(plane, "apply", "--server-side", "-f", str(CRD))
+    kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
 
 
 def free_port() -> int:

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from gemma import Gemma, manifest
+from harness.plane import Plane
+from harness.simulator import ServingSim
+from harness.tools import kubectl
+from harness.waiting import wait_for
 from operator_process import OperatorProcess
-from plane import Plane, ServingSim, kubectl, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -23,16 +23,17 @@ from gemma_operator.reconcile.controller import Cluster, Controller, Outcome
 from gemma_operator.reconcile.kube import KubeApi
 from gemma_operator.reconcile.state import ObjectState
 from gemma_operator.rendering import child_name
-from operator_process import CRD, OperatorProcess
-from plane import Plane, condition_status, create_namespace, delete_namespace, kubectl, wait_for
+from harness.namespaces import create_namespace, delete_namespace
+from harness.plane import Plane
+from harness.waiting import condition_status, wait_for
+from operator_process import OperatorProcess, install_crd
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def crd(plane: Plane) -> None:
-    kubectl(plane, "apply", "--server-side", "-f", str(CRD))
-    kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
+    install_crd(plane)
 
 
 @pytest.fixture

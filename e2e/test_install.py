@@ -18,29 +18,23 @@ import yaml
 from kubernetes import client
 
 from gemma import Gemma, manifest
+from harness.config import ROOT
+from harness.namespaces import create_namespace, delete_namespace, unique_name
+from harness.plane import Plane
+from harness.simulator import ServingSim
+from harness.tools import helm, kubectl
+from harness.waiting import condition_status, wait_for
 from install import (
     ARGOCD_FOR_KSTATUS,
     Release,
     accelerator_classes,
     argocd_health,
     can_i,
-    helm,
     install,
     kstatus,
     service_account_kubeconfig,
 )
 from operator_process import CRD, OperatorProcess, operator_env
-from plane import (
-    ROOT,
-    Plane,
-    ServingSim,
-    condition_status,
-    create_namespace,
-    delete_namespace,
-    kubectl,
-    unique_name,
-    wait_for,
-)
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from expected import expected_children
 from gemma import Gemma, manifest
+from harness.config import ROOT
+from harness.judge import Judge
+from harness.plane import Plane
+from harness.tools import kubectl
+from harness.waiting import wait_for
 from operator_process import OperatorProcess
-from plane import ROOT, Plane, kubectl, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -320,6 +325,18 @@ def test_manual_edit_of_a_managed_field_is_reverted(gemma: Gemma, operator: Oper
     )
     gemma.core.delete_namespaced_service("drifty", gemma.namespace)
     wait_for(lambda: "drifty" in gemma.children()["Service"], timeout=30, message="the deleted Service recreated")
+
+
+def test_a_service_selector_given_an_extra_key_is_put_back(gemma: Gemma, operator: OperatorProcess) -> None:
+    gemma.create(manifest("narrowed", model={"variant": "e2b"}))
+    gemma.wait("narrowed", "Ready")
+    gemma.core.patch_namespaced_service("narrowed", gemma.namespace, {"spec": {"selector": {"x": "y"}}})
+    judge = Judge(gemma.api)
+    wait_for(
+        lambda: all(judge.verdict(child) for child in expected_children(gemma.get("narrowed"))),
+        timeout=30,
+        message="the operator putting the Service's selector back (judged by a server-side apply dry run)",
+    )
 
 
 def test_long_names_produce_valid_children(gemma: Gemma, operator: OperatorProcess) -> None:

@@ -15,15 +15,11 @@ import text_generation
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from plane import (
-    ServingSim,
-    base_url,
-    http_get,
-    unique_name,
-    wait_for,
-    wait_for_condition,
-    wait_for_event,
-)
+from gemma_operator.rendering.render import RUNTIME_LABEL
+from harness.http import http_get
+from harness.namespaces import unique_name, wait_for_event
+from harness.simulator import ServingSim, base_url
+from harness.waiting import wait_for, wait_for_condition
 
 pytestmark = pytest.mark.e2e
 
@@ -425,7 +421,7 @@ def test_runtime_label_picks_llamacpp_for_an_edge_pod(
             image="example.com/gemma-edge-server:1.0",
             args=["-hf", "ggml-org/gemma-3-1b-it-GGUF", "--port", "8080"],
             ports=(8080,),
-            labels={"gemma.dev/runtime": "llamacpp"},
+            labels={RUNTIME_LABEL: "llamacpp"},
             node_selector={ARCH: "arm64"},
             tolerations=[EDGE_TOLERATION],
         ),

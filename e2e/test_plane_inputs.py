@@ -6,14 +6,15 @@ so that the binary is built; none of them starts a second plane.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from plane import UP, Plane, parse_exports, run_up
+from harness.plane import UP, Plane, parse_exports, run_up
+from harness.tools import gemma_plane
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +26,10 @@ GOOD_GROUP = """\
 """
 
 
-def gemma_plane(plane: Plane, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(plane.bin_dir / "gemma-plane"), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=plane.env,
-    )
+def up_elsewhere(plane: Plane, state: Path, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """e2e/cluster/up for another state dir, with the session's binary (built already, hence the short timeout)."""
+    config = plane.config.elsewhere(state, inventory or plane.config.inventory)
+    return run_up(replace(config, build=replace(config.build, timeout_seconds=300)))
 
 
 @pytest.mark.parametrize(
@@ -60,7 +56,7 @@ def test_broken_inventory_is_rejected_naming_the_field(
 ) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text(inventory)
-    result = gemma_plane(plane, "nodes", "--inventory", str(path), "--check")
+    result = gemma_plane(plane, "nodes", "--inventory", str(path), "--check", check=False)
     assert result.returncode != 0
     assert f"{field}:" in result.stderr
     assert complaint in result.stderr
@@ -70,7 +66,7 @@ def test_broken_inventory_is_rejected_naming_the_field(
 def test_good_inventory_passes_the_check(plane: Plane, tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text("nodes:\n" + GOOD_GROUP)
-    result = gemma_plane(plane, "nodes", "--inventory", str(path), "--check")
+    result = gemma_plane(plane, "nodes", "--inventory", str(path), "--check", check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["cpu-0"]
 
@@ -79,8 +75,7 @@ def test_up_with_a_broken_inventory_fails_fast_and_starts_nothing(plane: Plane, 
     broken = tmp_path / "inventory.yaml"
     broken.write_text("nodes:\n  - name: gpu\n    cpu: 8\n    memory: 16Gi\n    gpus: -1\n")
     state = tmp_path / "state"
-    env = {**os.environ, "GEMMA_E2E_INVENTORY": str(broken), "GEMMA_E2E_STATE": str(state)}
-    result = run_up(env, timeout=300)
+    result = up_elsewhere(plane, state, broken)
     assert result.returncode != 0
     assert "export" not in result.stdout
     assert "inventory.nodes[0].gpus" in result.stderr
@@ -92,7 +87,7 @@ def test_preferred_port_in_use_gets_another_port(plane: Plane) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        result = gemma_plane(plane, "ports", "--prefer", str(taken), "2")
+        result = gemma_plane(plane, "ports", "--prefer", str(taken), "2", check=False)
     assert result.returncode == 0, result.stderr
     ports = [int(p) for p in result.stdout.split()]
     assert len(ports) == 2
@@ -101,7 +96,7 @@ def test_preferred_port_in_use_gets_another_port(plane: Plane) -> None:
     assert f"127.0.0.1:{taken} is in use" in result.stderr
 
     # Control: the same preferred port, once free, is the one used.
-    free = gemma_plane(plane, "ports", "--prefer", str(taken), "1")
+    free = gemma_plane(plane, "ports", "--prefer", str(taken), "1", check=False)
     assert free.stdout.split() == [str(taken)]
 
 
@@ -110,8 +105,7 @@ def test_up_never_deletes_a_state_dir_it_did_not_create(plane: Plane, tmp_path: 
     foreign.mkdir()
     precious = foreign / "precious.txt"
     precious.write_text("not ours to delete")
-    env = {**os.environ, "GEMMA_E2E_STATE": str(foreign)}
-    result = run_up(env, timeout=300)
+    result = up_elsewhere(plane, foreign)
     assert result.returncode != 0
     assert "export" not in result.stdout
     assert "not made by e2e/cluster/up" in result.stderr
@@ -119,11 +113,11 @@ def test_up_never_deletes_a_state_dir_it_did_not_create(plane: Plane, tmp_path: 
 
 
 def test_second_up_reuses_the_healthy_plane(plane: Plane) -> None:
-    env = {k: v for k, v in plane.env.items() if k != "KUBECONFIG"}
-    result = run_up(env, timeout=300)
+    environ = {k: v for k, v in plane.config.environ.items() if k != "KUBECONFIG"}
+    result = run_up(replace(plane.config, environ=environ))
     assert result.returncode == 0, result.stderr
     assert "reusing the healthy plane" in result.stderr
-    exports = parse_exports(result.stdout, env.get("PATH", ""))
+    exports = parse_exports(result.stdout, environ.get("PATH", ""))
     assert exports["KUBECONFIG"] == str(plane.kubeconfig)
     assert [line for line in result.stdout.splitlines() if line.strip()] == [
         f"export KUBECONFIG={plane.kubeconfig}",

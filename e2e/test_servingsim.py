@@ -21,10 +21,14 @@ import requests
 import text_generation
 from prometheus_client.parser import text_string_to_metric_families
 
+from expected import fitting_plan
+from gemma_operator.api import Runtime, parse_deployment
+from gemma_operator.rendering import render
+from gemma_operator.rendering.render import RUNTIME_LABEL
 from servingsim.inprocess import InProcessSim, free_port
 from servingsim.loopback import NotLoopbackError, parse_host_port, require_loopback
 from servingsim.modelconfig import llamacpp_config, tgi_config, vllm_config
-from servingsim.runtimes import runtime_for_image
+from servingsim.runtimes import RUNTIMES, runtime_for_image
 from servingsim.watcher import Refusal, Target, target_for_pod
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -150,14 +154,54 @@ def test_runtime_label_wins_over_image_and_bad_label_is_refused() -> None:
             "a",
             "example.com/custom-server:1",
             ip="127.0.0.9",
-            labels={"gemma.dev/runtime": "tgi"},
+            labels={RUNTIME_LABEL: "tgi"},
         )
     )
     assert isinstance(labelled, Target)
     assert labelled.runtime == "tgi"
-    bad = target_for_pod(pod("a", VLLM_IMAGE, ip="127.0.0.9", labels={"gemma.dev/runtime": "sglang"}))
+    bad = target_for_pod(pod("a", VLLM_IMAGE, ip="127.0.0.9", labels={RUNTIME_LABEL: "sglang"}))
     assert isinstance(bad, Refusal)
     assert "sglang" in bad.reason
+
+
+def test_every_runtime_the_operator_labels_is_one_the_simulator_serves() -> None:
+    assert {runtime.value for runtime in Runtime} <= set(RUNTIMES)
+
+
+def operator_pod(spec: dict[str, Any], ip: str) -> tuple[str, dict[str, Any]]:
+    """The runtime the operator plans for ``spec``, and a Running pod made from the Deployment it renders."""
+    body = {"metadata": {"name": "chat", "namespace": "sim"}, "spec": spec}
+    deployment = parse_deployment(body)
+    report = fitting_plan(deployment)
+    rendered = next(child for child in render(deployment, report) if child["kind"] == "Deployment")
+    template = rendered["spec"]["template"]
+    pod = {
+        "metadata": {"namespace": "sim", "name": "chat-0", "uid": "uid-chat-0", **template["metadata"]},
+        "spec": template["spec"],
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+    }
+    return report.runtime.name.value, pod
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"model": {"family": "gemma-3", "variant": "4b"}, "placement": {"target": "gpu", "acceleratorClass": "l4"}},
+        {"model": {"variant": "31b"}},
+        {"model": {"variant": "e2b"}},
+    ],
+    ids=["tgi", "vllm", "llamacpp"],
+)
+def test_an_operator_pod_with_an_in_house_image_is_served_as_the_runtime_it_is_labelled(spec: dict[str, Any]) -> None:
+    """No image marker names the runtime: only the operator's runtime label can."""
+    image = "registry.example.com/in-house/gemma-server:1"
+    assert runtime_for_image(image) is None
+    runtime, pod = operator_pod({**spec, "serving": {"image": image}}, "127.0.7.9")
+    assert pod["metadata"]["labels"][RUNTIME_LABEL] == runtime
+    decision = target_for_pod(pod)
+    assert isinstance(decision, Target), decision
+    assert (decision.runtime, decision.container, decision.ip) == (runtime, "server", "127.0.7.9")
+    assert decision.ports == tuple(port["containerPort"] for port in pod["spec"]["containers"][0]["ports"])
 
 
 def test_host_network_pod_is_refused() -> None:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from gemma import Gemma, manifest
+from harness.plane import Plane
+from harness.simulator import ServingSim
+from harness.waiting import wait_for
 from operator_process import OperatorProcess
-from plane import Plane, ServingSim, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +46,21 @@ def test_each_runtime_is_verified(
     assert served["runtime"] == runtime
     # The chat completion really went over HTTP to the pod.
     assert served["requests"]["byRoute"].get("POST /v1/chat/completions", 0) >= 1
+
+
+def test_an_in_house_image_is_verified_as_the_runtime_the_operator_labels_it(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
+) -> None:
+    """The image names no runtime, so the simulator answers only because it reads the operator's runtime label."""
+    in_house = {"image": "registry.example.com/in-house/llama-server:1"}
+    gemma.create(manifest("in-house", model={"variant": "e2b"}, serving=in_house))
+    ready = gemma.wait("in-house", "Ready", timeout=120)
+    assert ready["status"]["plan"]["runtime"]["image"] == in_house["image"]
+    assert gemma.condition("in-house", "Verified")["reason"] == "Answered"
+    (pod,) = gemma.pods("in-house")
+    served = servingsim.pod(gemma.namespace, pod.metadata.name)
+    assert served is not None
+    assert served["runtime"] == "llamacpp"
 
 
 def test_a_runtime_that_does_not_answer_is_not_verified(

@@ -7,14 +7,19 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench import report
-from bench.cluster import BENCH_DIR, bring_up, plane_env, tear_down
 from bench.procstat import machine
 from bench.profile import Profiler
 from bench.run import Bench, Settings
-from plane import ROOT
+from bench.workload import plane_for
+from harness.config import ROOT, PlaneConfig
+from harness.plane import running
+from operator_process import install_crd
+
+BENCH_DIR = ROOT / ".e2e" / "bench"
 
 
 def _arguments() -> argparse.Namespace:
@@ -34,7 +39,8 @@ def main() -> int:
     args = _arguments()
     if args.profile and not Profiler.available():
         sys.exit("bench: --profile needs py-spy (pip install py-spy)")
-    env = plane_env(args.state, args.crs)
+    # Stopped afterwards unless --keep, whatever GEMMA_E2E_DOWN says: a benchmark plane is large.
+    config = plane_for(replace(PlaneConfig.from_environment(), down_at_end=not args.keep), args.state, args.crs)
     work_dir = BENCH_DIR / "run"
     work_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
@@ -45,13 +51,9 @@ def main() -> int:
         work_dir=work_dir,
         skip=frozenset(filter(None, args.skip.split(","))),
     )
-    plane = bring_up(env)
-    try:
+    with running(config, log=lambda line: print(line, end="", file=sys.stderr)) as plane:
+        install_crd(plane)
         results = asyncio.run(Bench(plane, settings).run())
-    finally:
-        plane.api.close()  # type: ignore[no-untyped-call]
-        if not args.keep:
-            tear_down(env)
     report.write(results, machine(), args.out)
     print(json.dumps(results.latest(), indent=2))
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import Results
-from plane import ROOT
+from harness.config import ROOT
 
 GOALS: dict[str, tuple[str, str]] = {
     # key: (goal as text, how to check it against the value and the CR's children)

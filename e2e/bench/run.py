@@ -15,15 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import accounting
 from bench.accounting import Client, Snapshot
-from bench.cluster import delete_namespace, fresh_namespace
 from bench.kube import MERGE_PATCH, AsyncKube, load_kubeconfig
+from bench.namespaces import delete_namespace, fresh_namespace
 from bench.procstat import cpu_seconds, memory_mib
 from bench.profile import Profiler, summarize
 from bench.raw import raw_floor, raw_manifests
 from bench.timeline import Timeline
 from bench.workload import CHILDREN_PER_CR, GROUP, PLURAL, VERSION, gemma, name_of, variant_of
+from harness.plane import Plane
 from operator_process import OperatorProcess, operator_env
-from plane import Plane
 
 RAW_NAMESPACE, NAMESPACE = "bench-raw", "bench"
 

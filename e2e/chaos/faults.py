@@ -17,9 +17,8 @@ from typing import Any
 
 from kubernetes import client
 
-from plane import Plane, wait_for
-
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+from harness.plane import Plane
+from harness.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,6 @@ class Component:
         if not argv or "gemma-plane" not in argv[0]:
             raise RuntimeError(f"pid {self.pid()} recorded for {self.name} is not a plane component: {argv}")
         return argv
-
-    def alive(self) -> bool:
-        return _alive(self.pid())
 
     def stop(self, sig: signal.Signals = signal.SIGKILL, timeout: float = 30) -> list[str]:
         """Signal the component's process group; return its command line, to start it again."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemma import GROUP, PLURAL, VERSION, Gemma
-from plane import condition_status, wait_for
+from harness.waiting import condition_status, wait_for
 
 MANAGED = "app.kubernetes.io/managed-by=gemma-operator"
 
@@ -55,7 +55,7 @@ class Fleet:
 
     def not_ready(self, names: Iterable[str]) -> list[str]:
         objects = self.objects()
-        return [name for name in names if name not in objects or not _ready_now(objects[name])]
+        return [name for name in names if name not in objects or not ready_now(objects[name])]
 
     def wait_ready(self, names: list[str], timeout: float = 300) -> None:
         wait_for(
@@ -99,7 +99,8 @@ class Fleet:
         return audit
 
 
-def _ready_now(obj: Mapping[str, Any]) -> bool:
+def ready_now(obj: Mapping[str, Any]) -> bool:
+    """Ready, and for the current generation of the spec."""
     status = obj.get("status") or {}
     return (
         status.get("observedGeneration") == obj["metadata"]["generation"] and condition_status(obj, "Ready") == "True"

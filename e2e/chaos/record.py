@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from chaos.harness import CHAOS_DIR
+from chaos.plane import CHAOS_DIR
 
 RESULTS = CHAOS_DIR / "results.jsonl"
 

@@ -25,7 +25,6 @@ from .metrics import LlamacppMeters, Meters, TgiMeters, VllmMeters
 from .modelconfig import ModelConfig, llamacpp_config, tgi_config, vllm_config
 from .state import Load
 
-RUNTIME_LABEL = "gemma.dev/runtime"
 TGI_VERSION = "3.3.7"
 VLLM_VERSION = "0.19.0"
 LLAMACPP_BUILD = "b6000-servingsim"

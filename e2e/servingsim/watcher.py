@@ -19,8 +19,10 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from gemma_operator.rendering.render import RUNTIME_LABEL
+
 from .loopback import is_loopback_v4
-from .runtimes import RUNTIME_LABEL, RUNTIMES, runtime_for_image
+from .runtimes import RUNTIMES, runtime_for_image
 
 log = logging.getLogger("servingsim.watcher")
 

@@ -133,3 +133,17 @@ def test_the_merge_patch_is_empty_exactly_when_nothing_changes(current: dict[str
 @given(objects)
 def test_a_merge_patch_from_nothing_is_the_object_itself(wanted: dict[str, Any]) -> None:
     assert merge_patch({}, wanted) == wanted
+
+
+def test_a_key_added_to_an_atomic_map_is_drift_and_elsewhere_is_not() -> None:
+    desired = {"spec": {"selector": {"app": "chat"}, "template": {"metadata": {"labels": {"app": "chat"}}}}}
+    live = {
+        "spec": {
+            "selector": {"app": "chat", "x": "y"},
+            "template": {"metadata": {"labels": {"app": "chat", "added": "by-someone"}}},
+        }
+    }
+    assert drifted(desired, live, atomic={("spec", "selector")})
+    assert not drifted(desired, live)  # without the schema's word, an extra key is someone else's field
+    untouched = {"spec": {"selector": {"app": "chat"}, "template": live["spec"]["template"]}}
+    assert not drifted(desired, untouched, atomic={("spec", "selector")})

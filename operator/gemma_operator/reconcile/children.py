@@ -24,6 +24,12 @@ OPTIONAL_CHILDREN: Final[tuple[tuple[str, str], ...]] = (
 )
 # Children whose live state reconciles take from the watches (the handlers' indexes), not from a GET.
 WATCHED_KINDS: Final = frozenset({"Deployment", "Service"})
+# Maps the API schema declares atomic (x-kubernetes-map-type: atomic): an apply replaces them whole, so a
+# key added by someone else is drift to revert, not a field to leave alone.
+ATOMIC_MAPS: Final[dict[str, frozenset[tuple[str, ...]]]] = {
+    "Service": frozenset({("spec", "selector")}),
+    "Deployment": frozenset({("spec", "template", "spec", "nodeSelector")}),
+}
 
 Manifest = dict[str, Any]
 Warn = Callable[[Reason, str], None]
@@ -56,6 +62,10 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return any(ref.get("uid") == owner["uid"] for ref in (child.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _drifted(manifest: Manifest, live: Mapping[str, Any]) -> bool:
+    return drifted(manifest, live, ATOMIC_MAPS.get(manifest["kind"], frozenset()))
 
 
 def _fingerprint(document: object) -> str:
@@ -145,7 +155,7 @@ class Children:
         if ref.kind not in WATCHED_KINDS:
             return self._api.get(ref)
         live = watched.get(ref.kind)
-        if live is not None and not drifted(manifest, live):
+        if live is not None and not _drifted(manifest, live):
             return live
         if live is None and ref not in memory.applied:
             return None  # never applied by this process and not seen: create it
@@ -158,7 +168,7 @@ class Children:
         The guard keeps a value the API server normalises differently from how we render it from turning into
         an apply on every event.
         """
-        if not drifted(manifest, live):
+        if not _drifted(manifest, live):
             return False
         version = str((live.get("metadata") or {}).get("resourceVersion", ""))
         return memory.applied.get(ref) != (_fingerprint(manifest), version)

@@ -1,0 +1,48 @@
+"""Client of the serving simulator's control API (e2e/servingsim): set a pod's load, read what it served."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.http import http_json, require_loopback_url
+from harness.waiting import wait_for
+
+
+class ServingSim:
+    """The simulator behind one plane, at the control URL ``up`` wrote to <state>/servingsim.url."""
+
+    def __init__(self, url: str) -> None:
+        self.url = require_loopback_url(url.rstrip("/"))
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The simulated pod (load, request counts, listening ports), or None if unknown."""
+        status, doc = http_json("GET", f"{self.url}/pods/{namespace}/{name}")
+        if status == 404:
+            return None
+        assert status == 200, doc
+        return dict(doc)
+
+    def set_load(self, namespace: str, name: str, **load: Any) -> dict[str, Any]:
+        """PUT waiting/running/latencySeconds/healthy/loading/kvCacheUsage (partial)."""
+        status, doc = http_json("PUT", f"{self.url}/pods/{namespace}/{name}", load)
+        if status != 200:
+            raise AssertionError(f"servingsim refused load {load} for {namespace}/{name}: {status} {doc}")
+        return dict(doc)
+
+    def wait_for_pod(self, namespace: str, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the simulator serves the pod on all its ports."""
+
+        def ready() -> dict[str, Any] | None:
+            pod = self.pod(namespace, name)
+            if pod and pod["listening"] and sorted(pod["listening"]) == sorted(pod["ports"]):
+                return pod
+            return None
+
+        return wait_for(ready, timeout=timeout, message=f"servingsim to serve pod {namespace}/{name}")
+
+
+def base_url(pod: Mapping[str, Any], port: int | None = None) -> str:
+    """http://podIP:port of a simulated pod (from ServingSim.pod)."""
+    chosen = port if port is not None else int(pod["ports"][0])
+    return require_loopback_url(f"http://{pod['ip']}:{chosen}")
