@@ -16,8 +16,9 @@ from gemma_operator.planning import node_from_object
 from gemma_operator.reconcile.clock import SystemClock
 from gemma_operator.reconcile.controller import Cluster, Controller, Outcome
 from gemma_operator.reconcile.kube import KubeApi
+from gemma_operator.reconcile.observe import owned_pods, slim_pod
 from gemma_operator.reconcile.state import ObjectState
-from gemma_operator.rendering import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, child_name, label_value
+from gemma_operator.rendering import MANAGED_BY_LABEL, MANAGER, child_name
 from plane import Plane
 
 
@@ -76,11 +77,12 @@ class Harness:
         }
         return Cluster(nodes=nodes, children=children, pods=self.pods())
 
-    def pods(self) -> list[dict[str, Any]]:
+    def pods(self) -> list[Mapping[str, Any]]:
+        """The serving pods, as the handlers' index and view pick them."""
         managed = f"{MANAGED_BY_LABEL}={MANAGER}"
         found = self.core.list_namespaced_pod(self.namespace, label_selector=managed).items
-        pods: list[dict[str, Any]] = [self.api.sanitize_for_serialization(pod) for pod in found]  # type: ignore[no-untyped-call]
-        return [pod for pod in pods if pod["metadata"]["labels"].get(INSTANCE_LABEL) == label_value(self.name)]
+        pods = [slim_pod(self.api.sanitize_for_serialization(pod)) for pod in found]  # type: ignore[no-untyped-call]
+        return owned_pods(pods, self.deployment(), self.gemma()["metadata"]["uid"])
 
     def reconcile(self) -> Outcome:
         return self.controller.reconcile((self.namespace, self.name), self.gemma(), self.cluster(), self.state, [])
