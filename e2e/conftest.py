@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from chaos.plane import chaos_config
 from harness.config import ROOT, PlaneConfig
 from harness.namespaces import create_namespace, delete_namespace
 from harness.plane import Log, Plane, running
 from harness.simulator import ServingSim
+from harness.waiting import wait_for
+from inprocess import Harness
 from operator_process import OperatorProcess, install_crd, operator_env, stop_demo_operator
 
 UP_LOG = ROOT / ".e2e" / "up.log"
@@ -93,6 +96,44 @@ def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     process.start()
     yield process
     process.stop()
+
+
+# --- the in-process tier (e2e/test_inprocess.py and others): the Controller called directly ---
+
+
+@pytest.fixture(scope="module")
+def crd(plane: Plane) -> None:
+    install_crd(plane)
+
+
+@pytest.fixture
+def quiet_namespace(plane: Plane, crd: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace no operator process acts in while the test runs (and until it is gone)."""
+    running = [process for process in OperatorProcess.started if process.alive()]
+    for process in running:
+        process.pause()
+    name = create_namespace(plane.api, f"i-{request.node.name}"[:40])
+    try:
+        yield name
+    finally:
+        delete_namespace(plane.api, name)
+        core = client.CoreV1Api(plane.api)
+        wait_for(lambda: _gone(core, name), timeout=120, message=f"namespace {name} deleted")
+        for process in running:
+            process.resume()
+
+
+def _gone(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespace(namespace)
+    except ApiException as error:
+        return bool(error.status == 404)
+    return False
+
+
+@pytest.fixture
+def harness(plane: Plane, quiet_namespace: str) -> Harness:
+    return Harness(plane, quiet_namespace)
 
 
 # --- the chaos suite (e2e/test_chaos.py): a plane of its own, since it kills the API server and etcd ---

@@ -10,7 +10,15 @@ import pytest
 
 from gemma_operator.planning import NodeInfo
 from gemma_operator.reconcile.conditions import PodState
-from gemma_operator.reconcile.observe import free_gpus_hint, gpu_capacity, gpus_requested, pod_state, with_lost_nodes
+from gemma_operator.reconcile.observe import (
+    free_gpus_hint,
+    gpu_capacity,
+    gpus_requested,
+    owned_pods,
+    pod_state,
+    slim_pod,
+    with_lost_nodes,
+)
 
 from .builders import deployment, fitted
 
@@ -170,3 +178,17 @@ def test_pods_on_nodes_the_inventory_lacks_are_lost_and_not_ready() -> None:
         ("chat-2", False, False),  # not bound yet: nothing to lose
         ("chat-3", True, False),  # terminating: already on its way out
     ]
+
+
+def _pod(name: str, owner: str | None, template: str = "5d9f") -> dict[str, Any]:
+    references = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "controller": True}] if owner else []
+    return {"metadata": {"name": name, "labels": {"pod-template-hash": template}, "ownerReferences": references}}
+
+
+def test_only_pods_of_the_gemma_deployments_own_replica_sets_count() -> None:
+    live = {"metadata": {"name": "chat", "ownerReferences": [{"uid": "u1", "controller": True}]}}
+    pods = [_pod("real", "chat-5d9f"), _pod("copied-labels", None), _pod("other", "chat-5d9f", template="77aa")]
+    slim = [slim_pod(pod) for pod in pods]
+    assert [pod["metadata"]["name"] for pod in owned_pods(slim, live, "u1")] == ["real"]
+    assert owned_pods(slim, live, "another-uid") == []  # a Deployment of that name that is not ours
+    assert owned_pods(slim, None, "u1") == []

@@ -14,6 +14,8 @@ class Reason(StrEnum):
     DOES_NOT_FIT = "DoesNotFit"
     NO_NODE_FITS = "NoNodeFits"
     SECRET_NOT_FOUND = "SecretNotFound"
+    NAME_IN_USE = "NameInUse"
+    INVALID_CHILD = "InvalidChild"
     # Rollout progress (Ready, Reconciling, Available, Scheduled).
     READY = "Ready"
     ROLLING_OUT = "RollingOut"
@@ -21,6 +23,8 @@ class Reason(StrEnum):
     PENDING = "Pending"
     SCHEDULED = "Scheduled"
     NODE_LOST = "NodeLost"
+    REPLICA_FAILURE = "ReplicaFailure"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
     SCALED_TO_ZERO = "ScaledToZero"
     # Planned.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gemma_operator.api import API_VERSION, KIND, GemmaDeployment, Reason
-from gemma_operator.planning import Plan
+from gemma_operator.planning import Plan, Refused
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.diffing import drifted
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
@@ -31,8 +31,26 @@ ATOMIC_MAPS: Final[dict[str, frozenset[tuple[str, ...]]]] = {
     "Deployment": frozenset({("spec", "template", "spec", "nodeSelector")}),
 }
 
+# Answers to an apply that are about the moment, not the child: the caller retries them as API errors.
+NOT_ABOUT_THE_CHILD: Final = frozenset({404, 409, 429})
+# Answers that only a different child (a spec change) can lift: not retried. Other refusals (403: a quota,
+# RBAC, a policy) may lift when the cluster changes, so they are retried with backoff.
+INVALID: Final = frozenset({400, 413, 415, 422})
+# Server-side apply answers 500 to an apply configuration it cannot type, such as duplicate env names.
+UNTYPEABLE: Final = "failed to create typed patch object"
+
 Manifest = dict[str, Any]
 Warn = Callable[[Reason, str], None]
+
+
+class ChildRefused(Exception):
+    """A child the operator will not or cannot apply, as the refusal status reports; `transient` when a change
+    in the cluster may lift it."""
+
+    def __init__(self, refusal: Refused, *, transient: bool) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        self.transient = transient
 
 
 @dataclass
@@ -60,8 +78,40 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
-    return any(ref.get("uid") == owner["uid"] for ref in (child.get("metadata") or {}).get("ownerReferences") or [])
+def _controller(child: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    references = (child.get("metadata") or {}).get("ownerReferences") or []
+    return next((ref for ref in references if ref.get("controller")), None)
+
+
+def _controlled_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    """Whether the child is this very GemmaDeployment's (its uid, not its name: a name can be reused)."""
+    controller = _controller(child)
+    return controller is not None and controller.get("uid") == owner["uid"]
+
+
+def _name_in_use(foreign: Mapping[ObjectRef, Mapping[str, Any]]) -> ChildRefused:
+    """Children's names taken by objects this GemmaDeployment does not control: left alone, and said so."""
+    taken = []
+    for ref, live in foreign.items():
+        controller = _controller(live)
+        whose = (
+            f"controlled by {controller.get('kind')} {ref.namespace}/{controller.get('name')}"
+            if controller
+            else ("with no controller")
+        )
+        taken.append(f"{ref} exists, {whose}")
+    message = "; ".join(taken) + ": the operator leaves it alone; rename the GemmaDeployment or remove the object"
+    return ChildRefused(Refused.because(Reason.NAME_IN_USE, message), transient=True)
+
+
+def _refused_child(error: ApiError) -> ChildRefused | None:
+    """The API server's refusal of the child itself, with its words; None for errors of the moment."""
+    untypeable = error.status == 500 and error.message.startswith(UNTYPEABLE)
+    if not untypeable and (error.status in NOT_ABOUT_THE_CHILD or not 400 <= error.status < 500):
+        return None
+    message = f"the API server refused {error.ref} ({error.status}): {error.message}"
+    transient = not untypeable and error.status not in INVALID
+    return ChildRefused(Refused.because(Reason.INVALID_CHILD, message), transient=transient)
 
 
 def _drifted(manifest: Manifest, live: Mapping[str, Any]) -> bool:
@@ -102,14 +152,17 @@ class Children:
         warn: Warn,
     ) -> Mapping[str, Any] | None:
         """Apply each child that is missing or drifted, delete optional children no longer wanted, and return
-        the live Deployment."""
+        the live Deployment. Raises ChildRefused, having applied nothing, when a child's name is taken by an
+        object this GemmaDeployment does not control, and when the API server refuses a child."""
+        refs = [ObjectRef.of(manifest) for manifest in manifests]
+        lives = {ref: self._live(ref, manifest, watched) for ref, manifest in zip(refs, manifests, strict=True)}
+        foreign = {ref: live for ref, live in lives.items() if live is not None and not _controlled_by(live, owner)}
+        if foreign:
+            raise _name_in_use(foreign)
         live_deployment = None
-        wanted_kinds = set()
-        for manifest in manifests:
-            ref = ObjectRef.of(manifest)
+        for ref, manifest in zip(refs, manifests, strict=True):
             memory.absent.discard(ref)
-            wanted_kinds.add((ref.api_version, ref.kind))
-            live = self._live(memory, ref, manifest, watched)
+            live = lives[ref]
             if live is None or self._needs_apply(memory, ref, manifest, live):
                 try:
                     live = self._api.apply(manifest)
@@ -120,12 +173,13 @@ class Children:
                             "the ServiceMonitor CRD is not installed; no ServiceMonitor created",
                         )
                         continue
-                    raise
+                    raise _refused_child(error) or error from None
                 metrics.API_WRITES.labels("apply").inc()
                 version = str(live.get("metadata", {}).get("resourceVersion", ""))
                 memory.applied[ref] = (_fingerprint(manifest), version)
             if ref.kind == "Deployment":
                 live_deployment = live
+        wanted_kinds = {(ref.api_version, ref.kind) for ref in refs}
         for api_version, kind in OPTIONAL_CHILDREN:
             if (api_version, kind) not in wanted_kinds:
                 self._prune(
@@ -139,26 +193,22 @@ class Children:
         if ref in memory.absent:
             return  # only this operator creates them, and it has not since it last looked
         existing = self._api.get(ref)
-        if existing is not None and _owned_by(existing, owner):
+        if existing is not None and _controlled_by(existing, owner):
             self._api.delete(ref)
             metrics.API_WRITES.labels("delete").inc()
         memory.absent.add(ref)
 
     def _live(
-        self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest, watched: Mapping[str, Mapping[str, Any]]
+        self, ref: ObjectRef, manifest: Manifest, watched: Mapping[str, Mapping[str, Any]]
     ) -> Mapping[str, Any] | None:
-        """The child as the watches saw it; a GET only when that looks missing or drifted.
+        """The child as the watches saw it; a GET when that looks missing or drifted.
 
-        A watch can lag behind our own apply. When this very manifest was applied already, the API server is
-        asked before applying again, so a lagging watch costs a read, not a write.
+        The watches see only objects with the operator's labels, and can lag behind our own apply: a child
+        they do not show may yet exist (a user's, or the one just applied), so the API server is asked.
         """
-        if ref.kind not in WATCHED_KINDS:
-            return self._api.get(ref)
-        live = watched.get(ref.kind)
+        live = watched.get(ref.kind) if ref.kind in WATCHED_KINDS else None
         if live is not None and not _drifted(manifest, live):
             return live
-        if live is None and ref not in memory.applied:
-            return None  # never applied by this process and not seen: create it
         return self._api.get(ref)
 
     @staticmethod

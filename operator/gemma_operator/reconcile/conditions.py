@@ -103,6 +103,21 @@ def rollout(deployment: Mapping[str, Any] | None, desired: int) -> tuple[bool, s
     return True, f"{available}/{desired} replicas available"
 
 
+def deployment_failure(deployment: Mapping[str, Any] | None) -> tuple[Reason, str] | None:
+    """What the Deployment's controller reports against rolling out its current template, in its words: the
+    progress deadline passed, or the ReplicaSet cannot create pods (a quota, Pod Security)."""
+    status = (deployment or {}).get("status") or {}
+    if status.get("observedGeneration", 0) < ((deployment or {}).get("metadata") or {}).get("generation", 0):
+        return None  # the conditions are about an older template
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    progressing, replica_failure = conditions.get("Progressing", {}), conditions.get("ReplicaFailure", {})
+    if progressing.get("status") == FALSE and progressing.get("reason") == Reason.PROGRESS_DEADLINE_EXCEEDED:
+        return Reason.PROGRESS_DEADLINE_EXCEEDED, str(progressing.get("message", ""))
+    if replica_failure.get("status") == TRUE:
+        return Reason.REPLICA_FAILURE, str(replica_failure.get("message", ""))
+    return None
+
+
 def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
     """Status, reason and message of the Planned condition."""
     if plan is None:
@@ -117,6 +132,27 @@ def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
     )
     memory = f"{plan.memory.required_gi_b:.1f} of {plan.memory.available_gi_b:.1f} GiB per replica"
     return TRUE, Reason.PLANNED, f"{plan.runtime.name.value} on {hardware}: {memory}"
+
+
+def _scheduled(pods: Sequence[PodState], hint: str) -> tuple[str, Reason, str]:
+    """Status, reason and message of the Scheduled condition, from the pods that are not terminating."""
+    unschedulable = [pod for pod in pods if pod.unschedulable_message]
+    lost = [pod for pod in pods if pod.node_lost]
+    if lost:
+        gone = ", ".join(sorted({pod.node for pod in lost}))
+        return FALSE, Reason.NODE_LOST, f"{len(lost)}/{len(pods)} pods on nodes that are gone: {gone}"
+    if unschedulable:
+        detail = unschedulable[0].unschedulable_message or ""
+        suffix = f"; {hint}" if hint else ""
+        return (
+            FALSE,
+            Reason.UNSCHEDULABLE,
+            f"{len(unschedulable)}/{len(pods)} pods cannot be scheduled: {detail}{suffix}",
+        )
+    if pods and all(pod.node for pod in pods):
+        nodes = sorted({pod.node for pod in pods})
+        return TRUE, Reason.SCHEDULED, f"{len(pods)} pods on {', '.join(nodes)}"
+    return UNKNOWN, Reason.PENDING, "waiting for pods"
 
 
 def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: str) -> dict[str, Any]:
@@ -163,42 +199,28 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         return {**base, "conditions": conditions}
 
     unschedulable = [pod for pod in pods if pod.unschedulable_message]
-    lost = [pod for pod in pods if pod.node_lost]
-    if lost:
-        gone = ", ".join(sorted({pod.node for pod in lost}))
-        scheduled = condition(
-            "Scheduled", FALSE, Reason.NODE_LOST, f"{len(lost)}/{len(pods)} pods on nodes that are gone: {gone}"
-        )
-    elif unschedulable:
-        detail = unschedulable[0].unschedulable_message or ""
-        hint = f"; {observed.scheduling_hint}" if observed.scheduling_hint else ""
-        scheduled = condition(
-            "Scheduled",
-            FALSE,
-            Reason.UNSCHEDULABLE,
-            f"{len(unschedulable)}/{len(pods)} pods cannot be scheduled: {detail}{hint}",
-        )
-    elif pods and all(pod.node for pod in pods):
-        nodes = sorted({pod.node for pod in pods})
-        scheduled = condition("Scheduled", TRUE, Reason.SCHEDULED, f"{len(pods)} pods on {', '.join(nodes)}")
-    else:
-        scheduled = condition("Scheduled", UNKNOWN, Reason.PENDING, "waiting for pods")
+    scheduled = condition("Scheduled", *_scheduled(pods, observed.scheduling_hint))
 
     rolled_out, progress = rollout(observed.deployment, observed.desired_replicas)
     if rolled_out and ready_pods < observed.desired_replicas:
         # The Deployment's counts can run ahead of the pod events: Ready waits until readyReplicas
         # agrees, so that status never says Ready with fewer ready replicas than desired.
         rolled_out, progress = False, f"{ready_pods}/{observed.desired_replicas} ready pods seen"
+    failure = None if rolled_out else deployment_failure(observed.deployment)
     if observed.desired_replicas == 0:
         available = condition("Available", TRUE, Reason.SCALED_TO_ZERO, "0 replicas desired")
     elif rolled_out:
         available = condition("Available", TRUE, Reason.MINIMUM_REPLICAS_AVAILABLE, progress)
+    elif failure:
+        available = condition("Available", FALSE, *failure)
     else:
         available = condition("Available", FALSE, Reason.ROLLING_OUT, progress)
 
     ready = rolled_out or observed.desired_replicas == 0
-    reason = Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
-    waiting = f"rolling out: {progress}"
+    reason = failure[0] if failure else Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
+    waiting = f"rolling out: {progress}" + (f": {failure[1]}" if failure else "")
+    # Past the deadline the Deployment is Stalled to kstatus; the operator's status says the same.
+    deadline = failure if failure and failure[0] is Reason.PROGRESS_DEADLINE_EXCEEDED else None
     extra = []
     if observed.verified is not None and observed.desired_replicas:
         verified_status, verified_reason, verified_message = observed.verified
@@ -213,8 +235,13 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
             Reason.READY if ready else reason,
             progress if ready else waiting,
         ),
-        condition("Reconciling", FALSE if ready else TRUE, Reason.READY if ready else reason, "" if ready else waiting),
-        condition("Stalled", FALSE, Reason.PLANNED, ""),
+        condition(
+            "Reconciling",
+            FALSE if ready or deadline else TRUE,
+            Reason.READY if ready else reason,
+            "" if ready else waiting,
+        ),
+        condition("Stalled", TRUE, *deadline) if deadline else condition("Stalled", FALSE, Reason.PLANNED, ""),
         condition("Planned", *planned),
         scheduled,
         available,

@@ -12,7 +12,7 @@ from gemma_operator.api import RETRYABLE_REFUSALS, GemmaDeployment, InvalidSpec,
 from gemma_operator.catalog import AcceleratorClasses, runtimes
 from gemma_operator.planning import NodeInfo, Plan, Refused, plan, plan_report, sized_plan
 from gemma_operator.reconcile import metrics
-from gemma_operator.reconcile.children import Children, owner_reference
+from gemma_operator.reconcile.children import ChildRefused, Children, owner_reference
 from gemma_operator.reconcile.clock import Clock, timestamp
 from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Scaling, rollout
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
@@ -113,9 +113,12 @@ class Controller:
 
         manifests = self._children.manifests(state.children, body, deployment, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
-        live = self._children.apply(
-            state.children, deployment, manifests, cluster.children, owner_reference(body), warn
-        )
+        try:
+            live = self._children.apply(
+                state.children, deployment, manifests, cluster.children, owner_reference(body), warn
+            )
+        except ChildRefused as refused:
+            return self._refuse(key, body, state, observed, refused.refusal, retry=refused.transient)
         observed = replace(
             observed, deployment=live, scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use)
         )
@@ -174,14 +177,24 @@ class Controller:
         return max(current.retry_at - self._clock.monotonic(), 0.001)
 
     def _refuse(
-        self, key: Key, body: Mapping[str, Any], state: ObjectState, observed: Observed, refusal: Refused
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        state: ObjectState,
+        observed: Observed,
+        refusal: Refused,
+        *,
+        retry: bool | None = None,
     ) -> Outcome:
+        """Stalled, with one Event per new refusal; retried with backoff when `retry` (by default: when a change
+        in the cluster can lift the refusal's reason), never sooner."""
         conditions = previous_status(state.status, body).get("conditions") or []
         stalled_before: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Stalled"), {})
         if stalled_before.get("status") != "True" or stalled_before.get("message") != refusal.message:
             self._warn(body, refusal.reason, refusal.message)
         held = self._status.write(key, state.status, body, replace(observed, refusal=refusal))
-        retry = refusal.reason in RETRYABLE_REFUSALS
+        if retry is None:
+            retry = refusal.reason in RETRYABLE_REFUSALS
         return Outcome("stalled", Result(retry=retry, after=held or None))
 
     def _missing_secret(self, deployment: GemmaDeployment) -> Refused | None:

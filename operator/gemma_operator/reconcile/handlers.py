@@ -12,7 +12,7 @@ from gemma_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from gemma_operator.planning import NodeInfo, node_from_object
 from gemma_operator.planning.inventory import InventoryError
 from gemma_operator.reconcile.controller import Cluster
-from gemma_operator.reconcile.observe import TERMINAL_PHASES, gpus_requested
+from gemma_operator.reconcile.observe import TERMINAL_PHASES, gpus_requested, owned_pods, slim_pod
 from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.state import Key
 from gemma_operator.rendering import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, child_name, label_value
@@ -84,16 +84,7 @@ async def gpu_usage(*, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **
 async def serving_pods(
     *, body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    slim = {
-        "metadata": {"name": body.metadata.name, "deletionTimestamp": body.metadata.get("deletionTimestamp")},
-        "spec": {"nodeName": body.spec.get("nodeName")},
-        "status": {
-            "phase": body.status.get("phase"),
-            "podIP": body.status.get("podIP"),
-            "conditions": list(body.status.get("conditions") or []),
-        },
-    }
-    return {(namespace or "", labels.get(INSTANCE_LABEL, "")): slim}
+    return {(namespace or "", labels.get(INSTANCE_LABEL, "")): slim_pod(body)}
 
 
 @kopf.on.cleanup()
@@ -194,7 +185,11 @@ class IndexView:
             children=live,
             nodes=[node for store in indexes["node_inventory"].values() for node in store],
             gpus_in_use={node: sum(store) for node, store in indexes["gpu_usage"].items()},
-            pods=list(indexes["serving_pods"].get((namespace, label_value(name)), [])),
+            pods=owned_pods(
+                list(indexes["serving_pods"].get((namespace, label_value(name)), [])),
+                live.get("Deployment"),
+                gemma["metadata"].get("uid", ""),
+            ),
         )
 
 

@@ -15,6 +15,7 @@ from gemma_operator.api import API_VERSION, KIND, PLURAL
 FIELD_MANAGER: Final = "gemma-operator"
 NOT_FOUND: Final = 404
 MAX_EVENT_MESSAGE: Final = 1024
+MAX_ERROR_MESSAGE: Final = 500
 
 # Plural resource names of the kinds the operator touches.
 PLURALS: Final[dict[tuple[str, str], str]] = {
@@ -60,7 +61,9 @@ class ApiError(Exception):
     def __init__(self, operation: str, ref: ObjectRef, status: int, message: str) -> None:
         super().__init__(f"{operation} {ref}: {status} {message}")
         self.operation = operation
+        self.ref = ref
         self.status = status
+        self.message = message
 
 
 class KubeApi:
@@ -95,11 +98,11 @@ class KubeApi:
         except ApiException as error:
             if error.status == NOT_FOUND and method in ("GET", "DELETE"):
                 return None
-            raise ApiError(operation, ref, int(error.status or 0), _reason(error)) from None
+            raise ApiError(operation, ref, int(error.status or 0), _message(error.body, str(error.reason))) from None
         if response.status >= 300:
             if response.status == NOT_FOUND and method in ("GET", "DELETE"):
                 return None
-            raise ApiError(operation, ref, response.status, data.decode(errors="replace")[:500])
+            raise ApiError(operation, ref, response.status, _message(data, str(response.status)))
         result: dict[str, Any] = json.loads(data) if data else {}
         return result
 
@@ -160,8 +163,10 @@ class KubeApi:
         )
 
 
-def _reason(error: ApiException) -> str:
+def _message(body: str | bytes | None, fallback: str) -> str:
+    """The API server's own words from a Status body (bounded: they quote the refused values)."""
     try:
-        return str(json.loads(error.body or "").get("message", error.reason))
-    except (TypeError, ValueError):
-        return str(error.reason)
+        message = str(json.loads(body or "").get("message", fallback))
+    except (AttributeError, TypeError, ValueError):
+        message = (body.decode(errors="replace") if isinstance(body, bytes) else body) or fallback
+    return message[:MAX_ERROR_MESSAGE]

@@ -13,6 +13,51 @@ from gemma_operator.planning.quantity import parse_quantity
 from gemma_operator.reconcile.conditions import PodState
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# The label the Deployment controller gives a ReplicaSet's pods; the ReplicaSet is named `<deployment>-<hash>`.
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def _controller(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    return next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), {})
+
+
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What status, smoke checks and scrapes read of a serving pod, and whose it is."""
+    metadata, spec, status = (pod.get(key) or {} for key in ("metadata", "spec", "status"))
+    controller = _controller(metadata)
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+            "labels": {TEMPLATE_HASH_LABEL: (metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL, "")},
+            "ownerReferences": [{key: controller.get(key) for key in ("apiVersion", "kind", "name", "controller")}]
+            if controller
+            else [],
+        },
+        "spec": {"nodeName": spec.get("nodeName")},
+        "status": {
+            "phase": status.get("phase"),
+            "podIP": status.get("podIP"),
+            "conditions": list(status.get("conditions") or []),
+        },
+    }
+
+
+def owned_pods(
+    pods: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any] | None, owner_uid: str
+) -> list[Mapping[str, Any]]:
+    """The pods of the GemmaDeployment's own Deployment: created by one of its ReplicaSets, not merely labelled
+    like them (anyone can copy labels onto a pod)."""
+    if deployment is None or _controller(deployment.get("metadata") or {}).get("uid") != owner_uid:
+        return []
+    name = deployment["metadata"]["name"]
+    owned = []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        controller, template = _controller(metadata), (metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL)
+        if template and controller.get("kind") == "ReplicaSet" and controller.get("name") == f"{name}-{template}":
+            owned.append(pod)
+    return owned
 
 
 def pod_state(pod: Mapping[str, Any]) -> PodState:
