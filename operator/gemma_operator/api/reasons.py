@@ -14,6 +14,7 @@ class Reason(StrEnum):
     DOES_NOT_FIT = "DoesNotFit"
     NO_NODE_FITS = "NoNodeFits"
     SECRET_NOT_FOUND = "SecretNotFound"
+    OWNED_FLAG = "OwnedFlag"
     # Rollout progress (Ready, Reconciling, Available, Scheduled).
     READY = "Ready"
     ROLLING_OUT = "RollingOut"

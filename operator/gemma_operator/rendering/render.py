@@ -183,7 +183,7 @@ def render(deployment: GemmaDeployment, plan: Plan, replicas: int | None = None)
         "replicas": count,
         "image": plan.runtime.image,
         "command": COMMANDS.get(facts.name, []),
-        "args": plan.runtime.args,
+        "args": [*plan.runtime.args, *deployment.spec.serving.extra_args],
         "port": facts.port,
         "health_path": facts.health_path,
         "env": _env(deployment, facts),
