@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from gemma_operator.api import parse_deployment
 from gemma_operator.catalog import default_accelerator_classes
