@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv lint unit e2e test plan generate demo demo-down bench chaos
+.PHONY: help venv lint unit e2e test plan generate lock demo demo-down bench chaos
 
 help:
 	@echo "make demo     local control plane + operator + the four examples, left running"
@@ -54,6 +54,12 @@ demo-down:
 # Every generated file (tests/unit/test_generated.py fails when a committed one is stale).
 generate: venv helm
 	$(BIN)/python -m gemma_docgen --helm $(ROOT)/.e2e/bin/helm
+
+# requirements.lock: the image's dependencies, pinned with hashes, from pyproject.toml (after changing them).
+lock: venv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 include e2e/e2e.mk
 

@@ -51,7 +51,6 @@ NAMESPACED_NEEDS = [
     *((verb, "persistentvolumeclaims") for verb in ("get", "create", "patch")),
     ("list", "pods"),
     ("watch", "pods"),
-    ("get", "secrets"),
     ("create", "events"),
 ]
 CLUSTER_NEEDS = [
@@ -80,6 +79,7 @@ NEVER = [
     ("delete", "pods"),
     ("delete", "namespaces"),
     ("create", "namespaces"),
+    ("get", "secrets"),
     ("list", "secrets"),
     ("watch", "secrets"),
     ("create", "secrets"),

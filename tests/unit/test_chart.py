@@ -44,7 +44,6 @@ NAMESPACED_GRANTS = {
     *(("", "persistentvolumeclaims", verb) for verb in ("get", "create", "patch")),
     ("", "pods", "list"),
     ("", "pods", "watch"),
-    ("", "secrets", "get"),
     ("", "events", "create"),
 }
 CLUSTER_GRANTS = {
@@ -163,7 +162,7 @@ def test_cluster_role_grants_exactly_what_the_operator_uses(defaults: list[dict[
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))
-def test_no_role_can_escalate_or_read_secret_lists(name: str) -> None:
+def test_no_role_can_escalate_or_touch_secrets(name: str) -> None:
     values, extra = VALUE_SETS[name]
     for role in (o for o in render(values, extra) if o["kind"] in ("ClusterRole", "Role")):
         for group, resource, verb in grants(role["rules"]):
@@ -172,7 +171,8 @@ def test_no_role_can_escalate_or_read_secret_lists(name: str) -> None:
                 resource == "gemmadeployments/finalizers"
             )
             assert group != "rbac.authorization.k8s.io"
-            assert not (resource == "secrets" and verb != "get")
+            # The operator never reads a Secret, not even its metadata (docs/security.md).
+            assert resource != "secrets", (role["metadata"]["name"], verb)
             assert resource not in ("pods/exec", "pods/attach", "pods/portforward", "nodes/proxy", "namespaces") or (
                 (resource, verb) in (("namespaces", "list"), ("namespaces", "watch"))
             )
@@ -271,3 +271,42 @@ def test_the_kustomize_base_lists_files_that_exist() -> None:
     namespace = yaml.safe_load((ROOT / "manifests" / "namespace.yaml").read_text())
     assert namespace["metadata"]["name"] == NAMESPACE
     kubernetes_validate.validate(namespace, KUBERNETES_VERSION, strict=True)
+
+
+def test_endpoints_bind_the_configured_addresses(defaults: list[dict[str, Any]]) -> None:
+    args = container(defaults)["args"]
+    assert "--metrics-address=0.0.0.0" in args
+    assert "--liveness=http://0.0.0.0:8080/healthz" in args
+    changed = container(render({"metrics.address": "10.0.0.1", "health.address": "127.0.0.1"}))["args"]
+    assert "--metrics-address=10.0.0.1" in changed
+    assert "--liveness=http://127.0.0.1:8080/healthz" in changed
+
+
+def test_network_policy_admits_metrics_from_the_selected_scrapers_and_health_from_the_cluster(
+    defaults: list[dict[str, Any]],
+) -> None:
+    policy = find(defaults, "NetworkPolicy")
+    kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    spec = policy["spec"]
+    assert spec["podSelector"] == find(defaults, "Deployment")["spec"]["selector"]
+    # Ingress only: the operator's own egress (API server, serving pods) is left alone.
+    assert spec["policyTypes"] == ["Ingress"]
+    by_port = {rule["ports"][0]["port"]: rule for rule in spec["ingress"]}
+    assert set(by_port) == {"metrics", "health"}
+    assert all(len(rule["ports"]) == 1 for rule in spec["ingress"])
+    # Health: every pod in the cluster. The kubelet's probes come from the node, which Kubernetes always admits.
+    assert by_port["health"]["from"] == [{"namespaceSelector": {}}]
+    metrics_from = by_port["metrics"]["from"]
+    assert metrics_from == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}, "podSelector": {}}
+    ]
+    scrapers = render(
+        {
+            "networkPolicy.metrics.namespaceSelector.matchLabels.team": "obs",
+            "networkPolicy.metrics.podSelector.matchLabels.app": "prometheus",
+        }
+    )
+    (peer,) = find(scrapers, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+    assert peer["namespaceSelector"]["matchLabels"]["team"] == "obs"
+    assert peer["podSelector"] == {"matchLabels": {"app": "prometheus"}}
+    assert not [o for o in render({"networkPolicy.enabled": "false"}) if o["kind"] == "NetworkPolicy"]

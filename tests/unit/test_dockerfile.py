@@ -33,8 +33,8 @@ def arguments(keyword: str) -> list[str]:
 def test_multi_stage_on_a_pinned_python_base() -> None:
     base = next(rest for rest in arguments("ARG") if rest.startswith("PYTHON_IMAGE="))
     image = base.split("=", 1)[1]
-    # A full version (3.11.N) or a digest; never a moving tag such as 3.11-slim or latest.
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image), image
+    # A full version (3.11.N) for people, and the digest that the build really gets (a tag can be re-pushed).
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
     stages = arguments("FROM")
     assert len(stages) >= 2
     assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages)
@@ -55,7 +55,38 @@ def test_every_copied_source_exists() -> None:
 
 def test_dockerignore_lets_the_copied_sources_through() -> None:
     ignore = (ROOT / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!operator/"]
+    assert ignore[ignore.index("*") + 1 :][:4] == ["!pyproject.toml", "!README.md", "!operator/", "!requirements.lock"]
+
+
+LOCK = (ROOT / "requirements.lock").read_text()
+
+
+def locked() -> dict[str, str]:
+    """Package name (normalised) -> the pinned version, from requirements.lock."""
+    return {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$", LOCK, re.MULTILINE)
+    }
+
+
+def test_the_lock_pins_every_dependency_with_hashes() -> None:
+    pins = locked()
+    requirements = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in requirements:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group()).lower()  # type: ignore[union-attr]
+        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+    # Every pin carries hashes: pip --require-hashes refuses anything else.
+    blocks = re.findall(r"^[A-Za-z0-9].*?(?=^[A-Za-z0-9]|\Z)", LOCK, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == len(pins)
+    assert all("--hash=sha256:" in block for block in blocks)
+
+
+def test_the_image_installs_the_lock_with_hashes_then_only_the_package() -> None:
+    runs = " ".join(arguments("RUN"))
+    assert "requirements.lock" in " ".join(arguments("COPY"))
+    assert re.search(r"pip install [^&]*--require-hashes [^&]*-r requirements\.lock", runs), runs
+    # The package itself brings no dependency of its own choosing: they all came from the lock.
+    assert re.search(r"pip install [^&]*--no-deps [^&]*\.(\s|$)", runs), runs
 
 
 def test_entrypoint_is_the_console_script_with_run() -> None:

@@ -80,12 +80,7 @@ watched namespace otherwise.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# Whether spec.model.tokenSecretRef names an existing Secret. The operator asks for metadata
-# only (PartialObjectMetadata), so the token never reaches it, but RBAC cannot grant less than
-# get. No list or watch: it cannot enumerate Secrets.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
+# No rule on Secrets, not even get: the serving pods read the token by reference (docs/security.md).
 # Warning events on GemmaDeployments (kopf posts core/v1 Events; it never patches them).
 - apiGroups: [""]
   resources: [events]

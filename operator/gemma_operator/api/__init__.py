@@ -22,6 +22,7 @@ from gemma_operator.api.spec import (
     MonitoringSpec,
     PlacementSpec,
     SecretKeyRef,
+    ServingSecurityContext,
     ServingSpec,
     Toleration,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "ScalingDecision",
     "RuntimePlan",
     "SecretKeyRef",
+    "ServingSecurityContext",
     "ServingSpec",
     "TaintEffect",
     "Target",

@@ -14,7 +14,11 @@ class RuntimePlan(ApiModel):
 
     name: Runtime = Field(description="Serving runtime.")
     image: str = Field(description="Container image.")
-    args: list[str] = Field(description="Container arguments, derived from the plan.")
+    args: list[str] = Field(
+        description="The operator's container arguments, derived from the plan; spec.serving.extraArgs follow them."
+    )
+    # A count, not a copy: status stays small however many extraArgs there are, and they are in the spec.
+    extra_arg_count: int = Field(default=0, description="How many spec.serving.extraArgs follow args.")
 
 
 class PlacementPlan(ApiModel):

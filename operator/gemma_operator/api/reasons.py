@@ -16,6 +16,7 @@ class Reason(StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     NAME_IN_USE = "NameInUse"
     INVALID_CHILD = "InvalidChild"
+    OWNED_FLAG = "OwnedFlag"
     # Rollout progress (Ready, Reconciling, Available, Scheduled).
     READY = "Ready"
     ROLLING_OUT = "RollingOut"

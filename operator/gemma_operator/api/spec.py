@@ -171,6 +171,48 @@ class CacheSpec(ApiModel):
         return self
 
 
+# The serving pods' user. The runtimes' images run as root, which Pod Security "restricted" refuses; 1000 is
+# the UID Hugging Face Spaces run these images as, so the runtimes are used to it.
+SERVING_UID = 1000
+
+
+class ServingSecurityContext(ApiModel):
+    """The user and groups of the serving pods, for an image that needs its own."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    # has(): the API server also checks the rule before filling in the defaults.
+                    "rule": (
+                        "!has(self.runAsUser) || self.runAsUser != 0 || (has(self.runAsNonRoot) && !self.runAsNonRoot)"
+                    ),
+                    "message": "runAsUser 0 needs runAsNonRoot false",
+                }
+            ]
+        }
+    }
+
+    run_as_user: int = Field(default=SERVING_UID, ge=0, le=INT32_MAX, description="UID the runtime runs as.")
+    run_as_group: int = Field(default=SERVING_UID, ge=0, le=INT32_MAX, description="Primary GID of the runtime.")
+    fs_group: int = Field(
+        default=SERVING_UID,
+        ge=0,
+        le=INT32_MAX,
+        description="GID that owns the cache volume, so the runtime can write it.",
+    )
+    run_as_non_root: bool = Field(
+        default=True,
+        description='Let the kubelet refuse UID 0. false (with runAsUser 0) breaks Pod Security "restricted".',
+    )
+
+    @model_validator(mode="after")
+    def _root_only_when_said(self) -> ServingSecurityContext:
+        if self.run_as_user == 0 and self.run_as_non_root:
+            raise ValueError("runAsUser 0 needs runAsNonRoot false")
+        return self
+
+
 class ServingSpec(ApiModel):
     """How the model is served."""
 
@@ -205,6 +247,10 @@ class ServingSpec(ApiModel):
     cache: CacheSpec | None = Field(
         default=None,
         description="Keep downloaded weights on a PersistentVolumeClaim at the runtime's cache dir. Unset: emptyDir.",
+    )
+    security_context: ServingSecurityContext = Field(
+        default_factory=ServingSecurityContext,
+        description="User and groups of the serving pods (default UID, GID and fsGroup 1000, non-root).",
     )
 
 

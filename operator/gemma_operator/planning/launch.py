@@ -1,9 +1,10 @@
-"""Each runtime's command-line arguments, from the decisions of a plan."""
+"""Each runtime's command-line arguments, from the decisions of a plan, and the flags that makes the operator's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import RuntimeFacts
@@ -24,94 +25,158 @@ class Launch:
     sequences: int
 
 
+@dataclass(frozen=True)
+class Flag:
+    """An option the operator sets: the spelling it renders, the others the runtime also reads, and what decides it."""
+
+    name: str
+    set_by: str
+    aliases: tuple[str, ...] = ()
+
+    def __call__(self, *values: str) -> list[str]:
+        return [self.name, *values]
+
+    def spelled_by(self, arg: str) -> bool:
+        """Whether `arg` sets this option: `--flag`, `--flag=value`, or (vLLM reads both) `--flag_name`."""
+        return arg.split("=", 1)[0].replace("_", "-") in (self.name, *self.aliases)
+
+
+MODEL = "spec.model (variant, instructionTuned, repository)"
+REVISION = "spec.model.revision"
+PRECISION = "spec.model.precision"
+GPUS = "spec.placement.gpusPerReplica"
+CONTEXT = "spec.serving.maxContextTokens"
+SEQUENCES = "spec.serving.maxConcurrentSequences"
+# What no spec field changes: the planner sizes memory by it, and probes, Service and scraping rely on the rest.
+OPERATOR = "the operator"
+
+
+class TgiFlags(NamedTuple):
+    model_id: Flag = Flag("--model-id", MODEL)
+    revision: Flag = Flag("--revision", REVISION)
+    dtype: Flag = Flag("--dtype", PRECISION)
+    quantize: Flag = Flag("--quantize", PRECISION)
+    num_shard: Flag = Flag("--num-shard", GPUS)
+    memory_fraction: Flag = Flag("--cuda-memory-fraction", OPERATOR)
+    max_input_tokens: Flag = Flag("--max-input-tokens", CONTEXT, ("--max-input-length",))
+    max_total_tokens: Flag = Flag("--max-total-tokens", CONTEXT)
+    max_prefill_tokens: Flag = Flag("--max-batch-prefill-tokens", CONTEXT)
+    max_concurrent_requests: Flag = Flag("--max-concurrent-requests", SEQUENCES)
+    hostname: Flag = Flag("--hostname", OPERATOR)
+    port: Flag = Flag("--port", OPERATOR, ("-p",))
+
+
+class VllmFlags(NamedTuple):
+    # The model is vLLM's positional argument; --model is its option form.
+    model: Flag = Flag("--model", MODEL)
+    revision: Flag = Flag("--revision", REVISION)
+    host: Flag = Flag("--host", OPERATOR)
+    port: Flag = Flag("--port", OPERATOR)
+    tensor_parallel: Flag = Flag("--tensor-parallel-size", GPUS, ("-tp",))
+    max_model_len: Flag = Flag("--max-model-len", CONTEXT)
+    max_num_seqs: Flag = Flag("--max-num-seqs", SEQUENCES)
+    memory_utilization: Flag = Flag("--gpu-memory-utilization", OPERATOR)
+    dtype: Flag = Flag("--dtype", PRECISION)
+    quantization: Flag = Flag("--quantization", PRECISION, ("-q",))
+    reasoning_parser: Flag = Flag("--reasoning-parser", "spec.model.family")
+    tool_call_parser: Flag = Flag("--tool-call-parser", "spec.model.family")
+    auto_tool_choice: Flag = Flag("--enable-auto-tool-choice", "spec.model.family")
+
+
+class LlamacppFlags(NamedTuple):
+    hf_repo: Flag = Flag("-hf", f"{MODEL} and {PRECISION}", ("-hfr", "--hf-repo"))
+    context: Flag = Flag("-c", f"{CONTEXT} x {SEQUENCES}", ("--ctx-size",))
+    parallel: Flag = Flag("-np", SEQUENCES, ("--parallel",))
+    metrics: Flag = Flag("--metrics", OPERATOR)
+    host: Flag = Flag("--host", OPERATOR)
+    port: Flag = Flag("--port", OPERATOR)
+
+
+TGI, VLLM, LLAMACPP = TgiFlags(), VllmFlags(), LlamacppFlags()
+
+
 def _tgi(launch: Launch) -> list[str]:
-    args = ["--model-id", launch.model_id]
+    args = TGI.model_id(launch.model_id)
     if launch.revision:
-        args += ["--revision", launch.revision]
+        args += TGI.revision(launch.revision)
     args += {
-        Precision.BF16: ["--dtype", "bfloat16"],
-        Precision.FP8: ["--quantize", "fp8"],
-        Precision.INT4: ["--quantize", "bitsandbytes-nf4"],
+        Precision.BF16: TGI.dtype("bfloat16"),
+        Precision.FP8: TGI.quantize("fp8"),
+        Precision.INT4: TGI.quantize("bitsandbytes-nf4"),
     }[launch.precision]
     if launch.target is Target.GPU:
-        args += [
-            "--num-shard",
-            str(launch.tensor_parallel),
-            "--cuda-memory-fraction",
-            str(launch.runtime.memory_utilization),
-        ]
-    args += [
-        "--max-input-tokens",
-        str(launch.context_tokens - 1),
-        "--max-total-tokens",
-        str(launch.context_tokens),
-        "--max-batch-prefill-tokens",
-        str(launch.context_tokens),
+        args += TGI.num_shard(str(launch.tensor_parallel))
+        args += TGI.memory_fraction(str(launch.runtime.memory_utilization))
+    return [
+        *args,
+        *TGI.max_input_tokens(str(launch.context_tokens - 1)),
+        *TGI.max_total_tokens(str(launch.context_tokens)),
+        *TGI.max_prefill_tokens(str(launch.context_tokens)),
         # Requests beyond the batch wait in TGI's queue, which the autoscaler watches;
         # past this many TGI answers 429.
-        "--max-concurrent-requests",
-        str(max(128, 32 * launch.sequences)),
-        "--hostname",
-        "0.0.0.0",
-        "--port",
-        str(launch.runtime.port),
+        *TGI.max_concurrent_requests(str(max(128, 32 * launch.sequences))),
+        *TGI.hostname("0.0.0.0"),
+        *TGI.port(str(launch.runtime.port)),
     ]
-    return args
 
 
 def _vllm(launch: Launch) -> list[str]:
     args = ["serve", launch.model_id]
     if launch.revision:
-        args += ["--revision", launch.revision]
+        args += VLLM.revision(launch.revision)
     args += [
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(launch.runtime.port),
-        "--tensor-parallel-size",
-        str(launch.tensor_parallel),
-        "--max-model-len",
-        str(launch.context_tokens),
-        "--max-num-seqs",
-        str(launch.sequences),
-        "--gpu-memory-utilization",
-        str(launch.runtime.memory_utilization),
+        *VLLM.host("0.0.0.0"),
+        *VLLM.port(str(launch.runtime.port)),
+        *VLLM.tensor_parallel(str(launch.tensor_parallel)),
+        *VLLM.max_model_len(str(launch.context_tokens)),
+        *VLLM.max_num_seqs(str(launch.sequences)),
+        *VLLM.memory_utilization(str(launch.runtime.memory_utilization)),
     ]
     args += {
-        Precision.BF16: ["--dtype", "bfloat16"],
-        Precision.FP8: ["--quantization", "fp8"],
-        Precision.INT4: ["--quantization", "bitsandbytes"],
+        Precision.BF16: VLLM.dtype("bfloat16"),
+        Precision.FP8: VLLM.quantization("fp8"),
+        Precision.INT4: VLLM.quantization("bitsandbytes"),
     }[launch.precision]
     if launch.family is Family.GEMMA_4:
-        args += ["--reasoning-parser", "gemma4", "--tool-call-parser", "gemma4", "--enable-auto-tool-choice"]
+        args += [*VLLM.reasoning_parser("gemma4"), *VLLM.tool_call_parser("gemma4"), *VLLM.auto_tool_choice()]
     return args
 
 
 def _llamacpp(launch: Launch) -> list[str]:
     quant = launch.runtime.gguf_quant[launch.precision]
     return [
-        "-hf",
-        f"{launch.model_id}:{quant}",
+        *LLAMACPP.hf_repo(f"{launch.model_id}:{quant}"),
         # llama-server splits -c evenly over its -np slots.
-        "-c",
-        str(launch.context_tokens * launch.sequences),
-        "-np",
-        str(launch.sequences),
-        "--metrics",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(launch.runtime.port),
+        *LLAMACPP.context(str(launch.context_tokens * launch.sequences)),
+        *LLAMACPP.parallel(str(launch.sequences)),
+        *LLAMACPP.metrics(),
+        *LLAMACPP.host("0.0.0.0"),
+        *LLAMACPP.port(str(launch.runtime.port)),
     ]
 
 
-_BUILDERS: dict[Runtime, Callable[[Launch], list[str]]] = {
-    Runtime.TGI: _tgi,
-    Runtime.VLLM: _vllm,
-    Runtime.LLAMACPP: _llamacpp,
+# Per runtime: how its arguments are built, and every flag that building can set.
+_RUNTIMES: dict[Runtime, tuple[Callable[[Launch], list[str]], tuple[Flag, ...]]] = {
+    Runtime.TGI: (_tgi, tuple(TGI)),
+    Runtime.VLLM: (_vllm, tuple(VLLM)),
+    Runtime.LLAMACPP: (_llamacpp, tuple(LLAMACPP)),
 }
 
 
-def runtime_args(launch: Launch, extra_args: list[str]) -> list[str]:
-    """The container arguments: the runtime's own, then the user's extraArgs."""
-    return _BUILDERS[launch.runtime.name](launch) + list(extra_args)
+def runtime_args(launch: Launch) -> list[str]:
+    """The operator's own container arguments; the user's extraArgs follow them in the container."""
+    build, _ = _RUNTIMES[launch.runtime.name]
+    return build(launch)
+
+
+def owned_flag(runtime: Runtime, extra_args: Sequence[str]) -> str | None:
+    """Why `extra_args` may not be passed to `runtime`: the first one that sets a flag the operator sets."""
+    _, flags = _RUNTIMES[runtime]
+    for arg in extra_args:
+        for flag in flags:
+            if flag.spelled_by(arg):
+                return (
+                    f"serving.extraArgs {arg.split('=', 1)[0]} sets {runtime.value}'s {flag.name}, "
+                    f"which {flag.set_by} decides" + ("" if flag.set_by == OPERATOR else "; set that instead")
+                )
+    return None

@@ -32,7 +32,7 @@ from gemma_operator.planning.inventory import (
     NodeInfo,
     matches_selector,
 )
-from gemma_operator.planning.launch import Launch, runtime_args
+from gemma_operator.planning.launch import Launch, owned_flag, runtime_args
 from gemma_operator.planning.result import Plan, PlanResult, Refused
 
 
@@ -282,6 +282,9 @@ def plan(
     runtime = choose_runtime(spec.serving.runtime, variant, target)
     if isinstance(runtime, Refused):
         return runtime
+    owned = owned_flag(runtime.name, spec.serving.extra_args)
+    if owned:
+        return Refused.because(Reason.OWNED_FLAG, owned)
     model_id = _model_id(deployment, variant, runtime)
     if isinstance(model_id, Refused):
         return model_id
@@ -321,7 +324,8 @@ def plan(
         runtime=RuntimePlan(
             name=runtime.name,
             image=spec.serving.image or image.image,
-            args=runtime_args(launch, spec.serving.extra_args),
+            args=runtime_args(launch),
+            extra_arg_count=len(spec.serving.extra_args),
         ),
         placement=placement,
         memory=sizing.report(),

@@ -104,8 +104,8 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def _env(deployment: GemmaDeployment, facts: RuntimeFacts) -> list[dict[str, Any]]:
-    """Token by reference only, the cache location, then the user's variables (which win)."""
+def _env(deployment: GemmaDeployment, facts: RuntimeFacts, cache_dir: str) -> list[dict[str, Any]]:
+    """Token by reference only, the cache location and HOME, then the user's variables (which win)."""
     env: list[dict[str, Any]] = []
     token = deployment.spec.model.token_secret_ref
     if token is not None:
@@ -114,6 +114,9 @@ def _env(deployment: GemmaDeployment, facts: RuntimeFacts) -> list[dict[str, Any
             for variable in facts.token_env
         ]
     env += [{"name": key, "value": value} for key, value in facts.cache_env.items()]
+    # The images' HOME is /root, which the non-root user cannot write; the runtimes keep caches under ~
+    # (vLLM's compile cache, Triton's kernels), so HOME is the writable cache volume.
+    env.append({"name": "HOME", "value": cache_dir})
     user = [variable.to_wire() for variable in deployment.spec.serving.env]
     overridden = {variable["name"] for variable in user}
     return [variable for variable in env if variable["name"] not in overridden] + user
@@ -167,6 +170,7 @@ def render(deployment: GemmaDeployment, plan: Plan, replicas: int | None = None)
     facts = runtimes()[plan.runtime.name]
     count = deployment.spec.replicas if replicas is None else replicas
     cache = _cache(deployment)
+    cache_dir = next(iter(facts.cache_env.values()))
     startup_seconds = STARTUP_BASE_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * plan.memory.weights_gi_b
     context: dict[str, Any] = {
         "names": {
@@ -183,16 +187,17 @@ def render(deployment: GemmaDeployment, plan: Plan, replicas: int | None = None)
         "replicas": count,
         "image": plan.runtime.image,
         "command": COMMANDS.get(facts.name, []),
-        "args": plan.runtime.args,
+        "args": [*plan.runtime.args, *deployment.spec.serving.extra_args],
         "port": facts.port,
         "health_path": facts.health_path,
-        "env": _env(deployment, facts),
+        "env": _env(deployment, facts, cache_dir),
         "resources": _resources(plan.placement, plan.memory),
         "startup_failure_threshold": math.ceil(startup_seconds / PROBE_PERIOD_SECONDS),
         "node_selector": plan.placement.node_selector,
         "excluded_node_labels": plan.placement.excluded_node_labels,
         "tolerations": [toleration.to_wire() for toleration in plan.placement.tolerations],
-        "cache_dir": next(iter(facts.cache_env.values())),
+        "cache_dir": cache_dir,
+        "security": deployment.spec.serving.security_context,
         "cache": cache,
         # Tensor-parallel shards exchange tensors through /dev/shm; the default 64 MiB is far too small.
         "shared_memory": SHARED_MEMORY if plan.placement.gpus_per_replica > 1 else "",
