@@ -12,9 +12,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gemma_operator.api import Reason
+from gemma_operator.reconcile.observe import pod_state
 from gemma_operator.rendering import child_name
-from harness.waiting import condition_status
+from harness.waiting import condition_status, wait_for
 from inprocess import Harness, writes
+from kubelet import report_config_error
 
 pytestmark = pytest.mark.e2e
 
@@ -85,14 +87,16 @@ def test_a_refused_spec_creates_nothing_says_stalled_and_posts_one_event(harness
     assert harness.warnings() == [Reason.DOES_NOT_FIT]  # the same refusal again posts no second Event
 
 
-def test_a_missing_secret_stalls_with_backoff_until_it_exists(harness: Harness) -> None:
+def test_a_missing_secret_is_never_looked_up_and_the_kubelets_report_stalls_it(harness: Harness) -> None:
     harness.create({**SMALL, "model": {"variant": "e2b", "tokenSecretRef": {"name": "hf-token"}}})
-    outcome = harness.reconcile()
-    assert outcome.queue.retry
-    assert harness.condition("Stalled")["reason"] == Reason.SECRET_NOT_FOUND
-    assert harness.deployment() is None
-    secret = client.V1Secret(metadata=client.V1ObjectMeta(name="hf-token"), string_data={"token": "not-a-token"})
-    harness.core.create_namespaced_secret(harness.namespace, secret)
     assert harness.reconcile().result == "reconciled"
-    assert harness.deployment() is not None
-    assert harness.condition("Stalled")["status"] == "False"
+    assert harness.deployment() is not None  # rendered with the reference; the operator reads no Secret
+    core = harness.core
+    pods = wait_for(lambda: core.list_namespaced_pod(harness.namespace).items, timeout=60, message="a pod")
+    report_config_error(harness.api, harness.namespace, pods[0], 'secret "hf-token" not found')
+    wait_for(lambda: harness.pods() and pod_state(harness.pods()[0]).config_error, timeout=30, message="the report")
+    outcome = harness.reconcile()
+    stalled = harness.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", Reason.SECRET_NOT_FOUND)
+    assert 'secret "hf-token" not found' in stalled["message"]
+    assert not outcome.queue.retry  # the pods' next report brings the next reconcile

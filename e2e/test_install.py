@@ -24,6 +24,7 @@ from harness.plane import Plane
 from harness.simulator import ServingSim
 from harness.tools import helm, kubectl
 from harness.waiting import condition_status, wait_for
+from kubelet import report_config_error, report_running
 from install import (
     ARGOCD_FOR_KSTATUS,
     Release,
@@ -215,13 +216,17 @@ def test_the_operator_runs_on_the_chart_rbac_and_kstatus_reads_its_status(
         assert condition_status(rolling, "Ready") == "False"
         assert_health(plane, namespace, "chat", rolling, "InProgress")
 
-        # Stalled: a token Secret that does not exist yet is Failed / Degraded, and lifts once it does.
+        # Stalled: a token Secret that does not exist yet (the kubelet says so; the operator, which may not
+        # read Secrets, learns it from the pod) is Failed / Degraded, and lifts once it does.
         gemma.create(manifest("gated", model={"variant": "e2b", "tokenSecretRef": {"name": "hf-token"}}))
+        (pod,) = wait_for(lambda: gemma.pods("gated"), timeout=60, message="the gated pod")
+        report_config_error(plane.api, namespace, pod, 'secret "hf-token" not found')
         stalled = gemma.wait("gated", "Stalled", timeout=60)
         assert next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")["reason"] == "SecretNotFound"
         assert_health(plane, namespace, "gated", stalled, "Failed")
         secret: Any = {"metadata": {"name": "hf-token"}, "stringData": {"token": "hf_e2e_placeholder"}}
         client.CoreV1Api(plane.api).create_namespaced_secret(namespace, secret)
+        report_running(plane.api, namespace, pod)
         assert_health(plane, namespace, "gated", gemma.wait("gated", "Ready", timeout=150), "Current")
 
         # A ServiceMonitor without its CRD: the API says 404 (not 403), and the operator says so.

@@ -19,6 +19,7 @@ from harness.judge import Judge
 from harness.plane import Plane
 from harness.tools import kubectl
 from harness.waiting import wait_for
+from kubelet import report_config_error, report_running
 from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -352,20 +353,26 @@ def test_long_names_produce_valid_children(gemma: Gemma, operator: OperatorProce
 
 def test_token_secret_is_referenced_never_read(plane: Plane, gemma: Gemma, operator: OperatorProcess) -> None:
     gemma.create(manifest("secretive", model={"variant": "e2b", "tokenSecretRef": {"name": "hf-token"}}))
+    # The operator reads no Secret: it renders the reference, and the kubelet resolves it.
+    deployment = wait_for(lambda: gemma.deployment("secretive"), timeout=60, message="the Deployment")
+    token = next(
+        variable for variable in deployment.spec.template.spec.containers[0].env if variable.name == "HF_TOKEN"
+    )
+    assert token.value is None
+    assert token.value_from.secret_key_ref.name == "hf-token"
+    (pod,) = wait_for(lambda: gemma.pods("secretive"), timeout=60, message="the serving pod")
+    report_config_error(plane.api, gemma.namespace, pod, 'secret "hf-token" not found')
     stalled = gemma.wait("secretive", "Stalled")
-    message = next(c["message"] for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
-    assert f"Secret {gemma.namespace}/hf-token (key token)" in message
-    assert gemma.deployment("secretive") is None
+    condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert condition["reason"] == "SecretNotFound"
+    assert '1/1 pods cannot start their container: secret "hf-token" not found' in condition["message"]
 
     secret_value = "hf_e2e" + "Zq7" * 8
     gemma.core.create_namespaced_secret(
         gemma.namespace, {"metadata": {"name": "hf-token"}, "stringData": {"token": secret_value}}
     )
-    ready = gemma.wait("secretive", "Ready", timeout=120)  # the retry with backoff picks it up
-    env = gemma.deployment("secretive").spec.template.spec.containers[0].env
-    token = next(variable for variable in env if variable.name == "HF_TOKEN")
-    assert token.value is None
-    assert token.value_from.secret_key_ref.name == "hf-token"
+    report_running(plane.api, gemma.namespace, pod)  # the kubelet retries and starts the container
+    ready = gemma.wait("secretive", "Ready", timeout=120)
     assert secret_value not in str(ready)
     assert secret_value not in operator.log_text()
     assert all(secret_value not in (event.message or "") for event in gemma.events("secretive"))

@@ -14,6 +14,7 @@ class Reason(StrEnum):
     DOES_NOT_FIT = "DoesNotFit"
     NO_NODE_FITS = "NoNodeFits"
     SECRET_NOT_FOUND = "SecretNotFound"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     NAME_IN_USE = "NameInUse"
     INVALID_CHILD = "InvalidChild"
     OWNED_FLAG = "OwnedFlag"
@@ -49,4 +50,4 @@ class Reason(StrEnum):
 
 
 # Refusals that a change in the cluster (not the spec) can lift: retried with backoff.
-RETRYABLE_REFUSALS = frozenset({Reason.SECRET_NOT_FOUND, Reason.NO_NODE_FITS})
+RETRYABLE_REFUSALS = frozenset({Reason.NO_NODE_FITS})

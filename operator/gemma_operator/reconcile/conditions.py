@@ -17,6 +17,11 @@ from gemma_operator.planning import Plan, PlanResult, Refused
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value, ConditionStatus.UNKNOWN.value
 
 
+STALLING_FAILURES = frozenset(
+    {Reason.PROGRESS_DEADLINE_EXCEEDED, Reason.SECRET_NOT_FOUND, Reason.CREATE_CONTAINER_CONFIG_ERROR}
+)
+
+
 @dataclass(frozen=True)
 class PodState:
     """What status needs to know of one serving pod."""
@@ -29,6 +34,8 @@ class PodState:
     terminating: bool = False
     # Bound to a node that no longer exists: not serving, whatever its last status said.
     node_lost: bool = False
+    # The kubelet's message when it cannot make the container's configuration (a Secret or key missing).
+    config_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,18 @@ def deployment_failure(deployment: Mapping[str, Any] | None) -> tuple[Reason, st
     if replica_failure.get("status") == TRUE:
         return Reason.REPLICA_FAILURE, str(replica_failure.get("message", ""))
     return None
+
+
+def pod_failure(pods: Sequence[PodState]) -> tuple[Reason, str] | None:
+    """Why pods cannot start their container, as the kubelet reports it: a human has to act."""
+    failing = [pod for pod in pods if pod.config_error]
+    if not failing:
+        return None
+    message = failing[0].config_error or ""
+    # The kubelet's words for a missing Secret or key: `secret "hf-token" not found`, `couldn't find key
+    # token in Secret ml/hf-token`. The operator never reads Secrets itself.
+    reason = Reason.SECRET_NOT_FOUND if "secret" in message.lower() else Reason.CREATE_CONTAINER_CONFIG_ERROR
+    return reason, f"{len(failing)}/{len(pods)} pods cannot start their container: {message}"
 
 
 def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
@@ -206,7 +225,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         # The Deployment's counts can run ahead of the pod events: Ready waits until readyReplicas
         # agrees, so that status never says Ready with fewer ready replicas than desired.
         rolled_out, progress = False, f"{ready_pods}/{observed.desired_replicas} ready pods seen"
-    failure = None if rolled_out else deployment_failure(observed.deployment)
+    failure = None if rolled_out else pod_failure(pods) or deployment_failure(observed.deployment)
     if observed.desired_replicas == 0:
         available = condition("Available", TRUE, Reason.SCALED_TO_ZERO, "0 replicas desired")
     elif rolled_out:
@@ -219,8 +238,9 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     ready = rolled_out or observed.desired_replicas == 0
     reason = failure[0] if failure else Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
     waiting = f"rolling out: {progress}" + (f": {failure[1]}" if failure else "")
-    # Past the deadline the Deployment is Stalled to kstatus; the operator's status says the same.
-    deadline = failure if failure and failure[0] is Reason.PROGRESS_DEADLINE_EXCEEDED else None
+    # Past the deadline the Deployment is Stalled to kstatus, and pods the kubelet cannot configure wait for a
+    # human: the operator's status says so.
+    deadline = failure if failure and failure[0] in STALLING_FAILURES else None
     extra = []
     if observed.verified is not None and observed.desired_replicas:
         verified_status, verified_reason, verified_message = observed.verified

@@ -15,7 +15,7 @@ from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.children import ChildRefused, Children, owner_reference
 from gemma_operator.reconcile.clock import Clock, timestamp
 from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Scaling, rollout
-from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
+from gemma_operator.reconcile.kube import ApiError, KubeApi
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
 from gemma_operator.reconcile.queue import DONE, RETRY, Result
 from gemma_operator.reconcile.state import Key, ObjectState
@@ -106,10 +106,8 @@ class Controller:
             selector=Identity.of(deployment).selector_string,
             endpoint=endpoint(deployment, sized) if sized else "",
         )
-        refusal = result if isinstance(result, Refused) else self._missing_secret(deployment)
-        if refusal is not None:
-            return self._refuse(key, body, state, observed, refusal)
-        assert isinstance(result, Plan)
+        if isinstance(result, Refused):
+            return self._refuse(key, body, state, observed, result)
 
         manifests = self._children.manifests(state.children, body, deployment, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
@@ -196,19 +194,6 @@ class Controller:
         if retry is None:
             retry = refusal.reason in RETRYABLE_REFUSALS
         return Outcome("stalled", Result(retry=retry, after=held or None))
-
-    def _missing_secret(self, deployment: GemmaDeployment) -> Refused | None:
-        reference = deployment.spec.model.token_secret_ref
-        if reference is None:
-            return None
-        ref = ObjectRef("v1", "Secret", deployment.metadata.namespace, reference.name)
-        if self._api.exists(ref):
-            return None
-        return Refused.because(
-            Reason.SECRET_NOT_FOUND,
-            f"Secret {ref.namespace}/{ref.name} (key {reference.key}) named by spec.model.tokenSecretRef "
-            "does not exist; create it and the rollout continues",
-        )
 
     def _warn(self, body: Mapping[str, Any], reason: Reason, message: str) -> None:
         try:

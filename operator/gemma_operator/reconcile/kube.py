@@ -21,14 +21,12 @@ MAX_ERROR_MESSAGE: Final = 500
 PLURALS: Final[dict[tuple[str, str], str]] = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
-    ("v1", "Secret"): "secrets",
     ("v1", "Event"): "events",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
     (API_VERSION, KIND): PLURAL,
 }
-METADATA_ONLY: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -81,14 +79,13 @@ class KubeApi:
         subresource: str = "",
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
-        accept: str = "application/json",
         body: object = None,
     ) -> dict[str, Any] | None:
         request = self.client.param_serialize(
             method,
             ref.path(subresource),
             query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": accept},
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -108,10 +105,6 @@ class KubeApi:
 
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         return self._call("get", "GET", ref)
-
-    def exists(self, ref: ObjectRef) -> bool:
-        """Whether the object exists, fetching its metadata only (a Secret's data never reaches us)."""
-        return self._call("get", "GET", ref, accept=METADATA_ONLY) is not None
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply as the operator's field manager, taking ownership of conflicting fields."""

@@ -13,6 +13,9 @@ from gemma_operator.planning.quantity import parse_quantity
 from gemma_operator.reconcile.conditions import PodState
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# The kubelet's reason for a container whose env, volumes or user it cannot resolve (pkg/kubelet/container).
+CONFIG_ERROR = "CreateContainerConfigError"
+MAX_KUBELET_MESSAGE = 300
 # The label the Deployment controller gives a ReplicaSet's pods; the ReplicaSet is named `<deployment>-<hash>`.
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 
@@ -39,6 +42,11 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             "phase": status.get("phase"),
             "podIP": status.get("podIP"),
             "conditions": list(status.get("conditions") or []),
+            "containerStatuses": [
+                {"state": {"waiting": waiting}}
+                for container in status.get("containerStatuses") or []
+                if (waiting := (container.get("state") or {}).get("waiting"))
+            ],
         },
     }
 
@@ -72,7 +80,17 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         ip=str(status.get("podIP") or ""),
         unschedulable_message=str(scheduled.get("message", "")) if unschedulable else None,
         terminating=bool(metadata.get("deletionTimestamp")) or status.get("phase") in TERMINAL_PHASES,
+        config_error=_config_error(status),
     )
+
+
+def _config_error(status: Mapping[str, Any]) -> str | None:
+    """The kubelet's message for a container it cannot configure (CreateContainerConfigError), if any."""
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") == CONFIG_ERROR:
+            return str(waiting.get("message", ""))[:MAX_KUBELET_MESSAGE]
+    return None
 
 
 def with_lost_nodes(pods: Sequence[PodState], nodes: Sequence[NodeInfo]) -> list[PodState]:
