@@ -40,16 +40,16 @@ class Autoscaler:
 
     async def tick(self, gemma: Mapping[str, Any], cluster: Cluster, state: ObjectState) -> Tick:
         try:
-            deployment = parse_deployment(gemma)
+            gd = parse_deployment(gemma)
         except InvalidSpec:
             return Tick(enabled=False)  # the reconcile reports it
-        if not deployment.spec.autoscaling.enabled:
+        if not gd.spec.autoscaling.enabled:
             return Tick(enabled=False)
-        result = plan(deployment, self._classes, cluster.nodes or None)
+        result = plan(gd, self._classes, cluster.nodes or None)
         current = state.scaling
         if not isinstance(result, Plan) or current is None:
             return Tick(enabled=True)  # nothing rolled out to scale yet
-        key = (deployment.metadata.namespace, deployment.metadata.name)
+        key = (gd.metadata.namespace, gd.metadata.name)
 
         pods = [pod for pod in map(pod_state, cluster.pods) if not pod.terminating]
         ready = [pod for pod in pods if pod.ready and pod.ip]
@@ -60,9 +60,7 @@ class Autoscaler:
         limit = (
             CapacityLimit(capacity, f"free {result.placement.accelerator_class} GPUs") if capacity is not None else None
         )
-        policy = AutoscalingPolicy.from_spec(
-            deployment.spec.autoscaling, deployment.spec.serving.max_concurrent_sequences
-        )
+        policy = AutoscalingPolicy.from_spec(gd.spec.autoscaling, gd.spec.serving.max_concurrent_sequences)
         decision = decide(
             policy,
             state.autoscaler,

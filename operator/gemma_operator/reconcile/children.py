@@ -127,7 +127,7 @@ class Children:
         self._api = api
 
     def manifests(
-        self, memory: ChildMemory, body: Mapping[str, Any], deployment: GemmaDeployment, plan: Plan, replicas: int
+        self, memory: ChildMemory, body: Mapping[str, Any], gd: GemmaDeployment, plan: Plan, replicas: int
     ) -> list[Manifest]:
         """The children with their owner reference, rendered once per uid, generation, replicas and plan."""
         metadata = body["metadata"]
@@ -136,7 +136,7 @@ class Children:
             cached: list[Manifest] = unpack(memory.rendered[1])
             return cached
         owner = owner_reference(body)
-        manifests = render(deployment, plan, replicas)
+        manifests = render(gd, plan, replicas)
         for manifest in manifests:
             manifest["metadata"]["ownerReferences"] = [owner]
         memory.rendered = (token, pack(manifests))
@@ -145,7 +145,7 @@ class Children:
     def apply(
         self,
         memory: ChildMemory,
-        deployment: GemmaDeployment,
+        gd: GemmaDeployment,
         manifests: list[Manifest],
         watched: Mapping[str, Mapping[str, Any]],
         owner: Mapping[str, Any],
@@ -184,7 +184,7 @@ class Children:
             if (api_version, kind) not in wanted_kinds:
                 self._prune(
                     memory,
-                    ObjectRef(api_version, kind, deployment.metadata.namespace, Identity.of(deployment).name),
+                    ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name),
                     owner,
                 )
         return live_deployment

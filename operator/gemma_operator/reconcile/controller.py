@@ -87,41 +87,39 @@ class Controller:
     def _reconcile(self, key: Key, body: Mapping[str, Any], cluster: Cluster, state: ObjectState) -> Outcome:
         generation = int(body["metadata"].get("generation", 0))
         try:
-            deployment = parse_deployment(body)
-            result = plan(deployment, self.classes, cluster.nodes or None)
+            gd = parse_deployment(body)
+            result = plan(gd, self.classes, cluster.nodes or None)
         except InvalidSpec as error:
             refused = Refused.because(Reason.INVALID_SPEC, str(error))
             return self._refuse(key, body, state, Observed(generation, 0), refused)
 
-        scaling = self._scaling(state, deployment, body)
-        replicas = scaling.desired if scaling else deployment.spec.replicas
+        scaling = self._scaling(state, gd, body)
+        replicas = scaling.desired if scaling else gd.spec.replicas
         sized = sized_plan(result)
         observed = Observed(
             generation=generation,
             desired_replicas=replicas,
             scaling=scaling,
             plan=result,
-            report=plan_report(deployment, result),
+            report=plan_report(gd, result),
             pods=with_lost_nodes([pod_state(pod) for pod in cluster.pods], cluster.nodes),
-            selector=Identity.of(deployment).selector_string,
-            endpoint=endpoint(deployment, sized) if sized else "",
+            selector=Identity.of(gd).selector_string,
+            endpoint=endpoint(gd, sized) if sized else "",
         )
         if isinstance(result, Refused):
             return self._refuse(key, body, state, observed, result)
 
-        manifests = self._children.manifests(state.children, body, deployment, result, replicas)
+        manifests = self._children.manifests(state.children, body, gd, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
         try:
-            live = self._children.apply(
-                state.children, deployment, manifests, cluster.children, owner_reference(body), warn
-            )
+            live = self._children.apply(state.children, gd, manifests, cluster.children, owner_reference(body), warn)
         except ChildRefused as refused:
             return self._refuse(key, body, state, observed, refused.refusal, retry=refused.transient)
         observed = replace(
             observed, deployment=live, scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use)
         )
         smoke = None
-        if deployment.spec.serving.verify:
+        if gd.spec.serving.verify:
             verdict, smoke = self._verified(state, body, observed, result)
             observed = replace(observed, verified=verdict)
         held = self._status.write(key, state.status, body, observed)
@@ -130,12 +128,12 @@ class Controller:
             "reconciled",
             Result(after=min(due)) if due else DONE,
             smoke,
-            autoscaling=deployment.spec.autoscaling.enabled,
+            autoscaling=gd.spec.autoscaling.enabled,
         )
 
-    def _scaling(self, state: ObjectState, deployment: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
+    def _scaling(self, state: ObjectState, gd: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
         """With autoscaling on, the autoscaler's replicas (after a restart, the ones status kept), within bounds."""
-        autoscaling = deployment.spec.autoscaling
+        autoscaling = gd.spec.autoscaling
         if not autoscaling.enabled:
             state.scaling = None
             return None
@@ -144,7 +142,7 @@ class Controller:
             status = body.get("status") or {}
             persisted = status.get("desiredReplicas")
             known = Scaling(
-                desired=deployment.spec.replicas if persisted is None else int(persisted),
+                desired=gd.spec.replicas if persisted is None else int(persisted),
                 last_scale_time=str(status.get("lastScaleTime", "")),
                 decisions=tuple(status.get("decisions") or ()),
             )

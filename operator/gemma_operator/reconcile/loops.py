@@ -40,8 +40,8 @@ class Job(Enum):
     AUTOSCALE = "autoscale"
 
 
-def version(metadata: Mapping[str, Any]) -> tuple[str, int]:
-    """What a reconcile depends on in an object's metadata (the spec is behind the generation)."""
+def uid_generation(metadata: Mapping[str, Any]) -> tuple[str, int]:
+    """What a reconcile depends on in an object's metadata: which object, and which spec (behind the generation)."""
     return str(metadata.get("uid", "")), int(metadata.get("generation") or 0)
 
 
@@ -80,7 +80,7 @@ class Loops:
 
     def changed(self, key: Key, metadata: Mapping[str, Any]) -> None:
         """The object itself changed: reconcile now, unless this generation was handled (our own status writes)."""
-        if self.states.of(key).handled != version(metadata):
+        if self.states.of(key).handled != uid_generation(metadata):
             self.reconciles.reset_backoff(key)
             self.reconciles.add(key)
 
@@ -105,7 +105,7 @@ class Loops:
         outcome = await asyncio.get_running_loop().run_in_executor(
             self._pool, self._controller.reconcile, key, gemma, cluster, state, notes
         )
-        state.handled = version(gemma["metadata"])
+        state.handled = uid_generation(gemma["metadata"])
         if outcome.smoke is not None:
             self.probes.add((Job.VERIFY, key), note=outcome.smoke)
         if outcome.autoscaling and not state.ticking:
