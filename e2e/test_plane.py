@@ -15,7 +15,7 @@ import text_generation
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gemma_operator.rendering.render import RUNTIME_LABEL
+from gemma_operator.rendering import RUNTIME_LABEL
 from harness.http import http_get
 from harness.namespaces import unique_name, wait_for_event
 from harness.simulator import ServingSim, base_url

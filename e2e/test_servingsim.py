@@ -23,8 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from expected import fitting_plan
 from gemma_operator.api import Runtime, parse_deployment
-from gemma_operator.rendering import render
-from gemma_operator.rendering.render import RUNTIME_LABEL
+from gemma_operator.rendering import RUNTIME_LABEL, render
 from servingsim.inprocess import InProcessSim, free_port
 from servingsim.loopback import NotLoopbackError, parse_host_port, require_loopback
 from servingsim.modelconfig import llamacpp_config, tgi_config, vllm_config

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from gemma_operator.rendering.render import RUNTIME_LABEL
+from gemma_operator.rendering import RUNTIME_LABEL
 
 from .loopback import is_loopback_v4
 from .runtimes import RUNTIMES, runtime_for_image

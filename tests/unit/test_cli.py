@@ -12,6 +12,8 @@ import yaml
 
 from gemma_operator.cli.commands import crd_text
 
+from .test_render_unicode import AWKWARD, NON_BMP
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("gemma-4-*.yaml"))
 CLI = [sys.executable, "-m", "gemma_operator.cli"]
@@ -172,6 +174,24 @@ def test_render_prints_the_children(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "ml/cpu31: gemma-4 31b runs on GPUs only" in result.stderr
     assert list(yaml.safe_load_all(result.stdout)) in ([], [None])
+
+
+def test_render_prints_valid_yaml_for_any_unicode(tmp_path: Path) -> None:
+    spec = {
+        "model": {"variant": "31b", "revision": f"refs/tags/{NON_BMP}"},
+        "serving": {"extraArgs": ["--served-model-name", AWKWARD], "env": [{"name": "GREETING", "value": AWKWARD}]},
+    }
+    path = tmp_path / "unicode.yaml"
+    path.write_text(yaml.safe_dump(gd("chat", **spec), allow_unicode=True), encoding="utf-8")
+    assert NON_BMP in path.read_text(encoding="utf-8")  # the file holds the characters, not escapes
+    result = run("render", path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    (workload,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Deployment"]
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--served-model-name", AWKWARD]
+    assert f"refs/tags/{NON_BMP}" in container["args"]
+    assert {"name": "GREETING", "value": AWKWARD} in container["env"]
 
 
 def test_crd_command_prints_the_generated_crd() -> None:

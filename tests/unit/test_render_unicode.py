@@ -34,3 +34,12 @@ def test_every_user_string_reaches_the_manifests_unchanged() -> None:
     env = {variable["name"]: variable for variable in container["env"]}
     assert env["GREETING"] == {"name": "GREETING", "value": AWKWARD}
     assert env["POD"] == {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": AWKWARD}}}
+
+
+def test_a_string_utf8_cannot_encode_renders_too() -> None:
+    # valueFrom is free-form, so nothing before the renderer refuses a lone surrogate (Python's json reads
+    # "\ud800" as one); the templates' YAML round trip failed on it.
+    gd = deployment(serving={"env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "a\ud800b"}}}]})
+    workload = next(obj for obj in render(gd, fitted(gd)) if obj["kind"] == "Deployment")
+    env = workload["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "a\ud800b"}}} in env

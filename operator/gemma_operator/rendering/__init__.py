@@ -1,16 +1,10 @@
-"""rendering: the child manifests of a GemmaDeployment, from its plan."""
+"""rendering: the child manifests of a GemmaDeployment, built as data from its plan."""
 
+from gemma_operator.rendering.claim import cache_claim_name
+from gemma_operator.rendering.identity import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, RUNTIME_LABEL, Identity
 from gemma_operator.rendering.names import child_name, label_value
-from gemma_operator.rendering.render import (
-    INSTANCE_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGER,
-    RUNTIME_LABEL,
-    Identity,
-    cache_claim_name,
-    endpoint,
-    render,
-)
+from gemma_operator.rendering.render import render
+from gemma_operator.rendering.service import endpoint
 
 __all__ = [
     "INSTANCE_LABEL",
