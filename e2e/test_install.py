@@ -24,7 +24,6 @@ from harness.plane import Plane
 from harness.simulator import ServingSim
 from harness.tools import helm, kubectl
 from harness.waiting import condition_status, wait_for
-from kubelet import report_config_error, report_running
 from install import (
     ARGOCD_FOR_KSTATUS,
     Release,
@@ -35,6 +34,7 @@ from install import (
     kstatus,
     service_account_kubeconfig,
 )
+from kubelet import report_config_error, report_running
 from operator_process import CRD, OperatorProcess, operator_env
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +52,8 @@ NAMESPACED_NEEDS = [
     *((verb, "persistentvolumeclaims") for verb in ("get", "create", "patch")),
     ("list", "pods"),
     ("watch", "pods"),
+    ("list", "replicasets.apps"),
+    ("watch", "replicasets.apps"),
     ("create", "events"),
 ]
 CLUSTER_NEEDS = [
