@@ -647,7 +647,7 @@ def test_a_hostile_pod_misbehaves_on_its_routes_only_and_behaves_again(sim: InPr
 
     requests.put(url, json={"hostile": "garbage-metrics"}, timeout=5)
     assert requests.get(f"{base}/metrics", timeout=5).content.startswith(b"\x00\xff\xfe")
-    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    chat: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     assert requests.post(f"{base}/v1/chat/completions", json=chat, timeout=5).json()["choices"]
 
     requests.put(url, json={"hostile": "long-model"}, timeout=5)
