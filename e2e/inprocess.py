@@ -16,7 +16,7 @@ from gemma_operator.planning import node_from_object
 from gemma_operator.reconcile.clock import SystemClock
 from gemma_operator.reconcile.controller import Cluster, Controller, Outcome
 from gemma_operator.reconcile.kube import KubeApi
-from gemma_operator.reconcile.observe import owned_pods, slim_pod
+from gemma_operator.reconcile.observe import controller_uid, owned_pods, slim_pod
 from gemma_operator.reconcile.state import ObjectState
 from gemma_operator.rendering import MANAGED_BY_LABEL, MANAGER, child_name
 from harness.plane import Plane
@@ -82,7 +82,12 @@ class Harness:
         managed = f"{MANAGED_BY_LABEL}={MANAGER}"
         found = self.core.list_namespaced_pod(self.namespace, label_selector=managed).items
         pods = [slim_pod(self.api.sanitize_for_serialization(pod)) for pod in found]  # type: ignore[no-untyped-call]
-        return owned_pods(pods, self.deployment(), self.gemma()["metadata"]["uid"])
+        deployment = self.deployment()
+        deployment_uid = (deployment or {}).get("metadata", {}).get("uid")
+        listed = self.apps.list_namespaced_replica_set(self.namespace, label_selector=managed).items
+        replica_sets = [self.api.sanitize_for_serialization(found)["metadata"] for found in listed]  # type: ignore[no-untyped-call]
+        ours = {str(meta["uid"]) for meta in replica_sets if controller_uid(meta) == deployment_uid}
+        return owned_pods(pods, deployment, self.gemma()["metadata"]["uid"], ours)
 
     def reconcile(self) -> Outcome:
         return self.controller.reconcile((self.namespace, self.name), self.gemma(), self.cluster(), self.state, [])

@@ -52,6 +52,8 @@ NAMESPACED_NEEDS = [
     *((verb, "persistentvolumeclaims") for verb in ("get", "create", "patch")),
     ("list", "pods"),
     ("watch", "pods"),
+    ("list", "replicasets.apps"),
+    ("watch", "replicasets.apps"),
     ("create", "events"),
 ]
 CLUSTER_NEEDS = [

@@ -629,3 +629,45 @@ def test_cli_writes_url_file_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     assert not url_file.exists()
     assert "control API at http://127.0.0.1:" in stderr
     assert "stopped" in stderr
+
+
+# --- hostile pods (servingsim/hostile.py) ----------------------------------------------------------
+
+
+def test_a_hostile_pod_misbehaves_on_its_routes_only_and_behaves_again(sim: InProcessSim) -> None:
+    base = served(sim, "evil", LLAMACPP_IMAGE, args=["-hf", "ggml-org/gemma-3-1b-it-GGUF", "--metrics"])
+    url = f"{sim.control_url}/pods/sim/evil/hostile"
+    target = "http://127.0.0.1:9"
+    assert requests.put(url, json={"hostile": "redirect", "location": target}, timeout=5).json()["hostile"] == (
+        "redirect"
+    )
+    moved = requests.get(f"{base}/metrics", timeout=5, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (307, f"{target}/metrics")
+
+    requests.put(url, json={"hostile": "garbage-metrics"}, timeout=5)
+    assert requests.get(f"{base}/metrics", timeout=5).content.startswith(b"\x00\xff\xfe")
+    chat: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    assert requests.post(f"{base}/v1/chat/completions", json=chat, timeout=5).json()["choices"]
+
+    requests.put(url, json={"hostile": "long-model"}, timeout=5)
+    assert len(requests.post(f"{base}/v1/chat/completions", json=chat, timeout=5).json()["model"]) == 1 << 20
+
+    assert requests.put(url, json={"hostile": None}, timeout=5).json()["hostile"] is None
+    assert "llamacpp:requests_processing" in requests.get(f"{base}/metrics", timeout=5).text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"hostile": "rude"}, "hostile"),
+        ({"hostile": "redirect"}, "location"),
+        ({"hostile": "redirect", "location": "http://10.0.0.1/"}, "location"),
+        ({"hostile": "huge-reply", "location": "http://127.0.0.1:9"}, "location"),
+        ({"hostile": "huge-reply", "extra": 1}, "(body)"),
+    ],
+)
+def test_hostile_control_validates_input(sim: InProcessSim, body: dict[str, Any], field: str) -> None:
+    served(sim, "strict", VLLM_IMAGE, args=["m"])
+    refused = requests.put(f"{sim.control_url}/pods/sim/strict/hostile", json=body, timeout=5)
+    assert refused.status_code == 400
+    assert refused.json()["field"] == field

@@ -30,6 +30,14 @@ class ServingSim:
             raise AssertionError(f"servingsim refused load {load} for {namespace}/{name}: {status} {doc}")
         return dict(doc)
 
+    def set_hostile(self, namespace: str, name: str, behaviour: str | None, location: str = "") -> dict[str, Any]:
+        """Make one pod misbehave (e2e/servingsim/hostile.py lists how); None makes it behave again."""
+        body = {"hostile": behaviour} | ({"location": location} if location else {})
+        status, doc = http_json("PUT", f"{self.url}/pods/{namespace}/{name}/hostile", body)
+        if status != 200:
+            raise AssertionError(f"servingsim refused {body} for {namespace}/{name}: {status} {doc}")
+        return dict(doc)
+
     def wait_for_pod(self, namespace: str, name: str, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the simulator serves the pod on all its ports."""
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .fleet import Fleet, UnknownPod
+from .hostile import parse_hostility
 from .state import LoadFieldError, parse_load_update
 
 FLEET_KEY = web.AppKey("fleet", Fleet)
@@ -70,6 +71,22 @@ async def put_pod(request: web.Request) -> web.Response:
     return _json(200, entry.describe())
 
 
+async def put_hostile(request: web.Request) -> web.Response:
+    """Make one pod misbehave (servingsim/hostile.py), or behave again with {"hostile": null}."""
+    fleet = request.app[FLEET_KEY]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        hostility = parse_hostility(json.loads(await request.read()))
+    except ValueError as exc:  # LoadFieldError included
+        return _json(400, {"error": str(exc), "field": getattr(exc, "field", "(body)")})
+    try:
+        entry = fleet.get(namespace, name)
+    except UnknownPod:
+        return _not_found(namespace, name)
+    entry.server.hostility = hostility
+    return _json(200, entry.describe())
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -88,4 +105,5 @@ def make_app(fleet: Fleet) -> web.Application:
     app.router.add_get("/pods", list_pods)
     app.router.add_get("/pods/{namespace}/{name}", get_pod)
     app.router.add_put("/pods/{namespace}/{name}", put_pod)
+    app.router.add_put("/pods/{namespace}/{name}/hostile", put_hostile)
     return app

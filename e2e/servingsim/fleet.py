@@ -43,6 +43,7 @@ class Entry:
             "load": self.load.to_json(),
             "requests": self.stats.to_json(),
             "errors": list(self.server.errors),
+            "hostile": self.server.hostility.behaviour if self.server.hostility else None,
         }
 
 

@@ -9,6 +9,7 @@ import logging
 from aiohttp import web
 
 from .generation import generate
+from .hostile import Hostility, misbehave
 from .loopback import require_loopback
 from .metrics import Finished, Snapshot
 from .modelconfig import ModelConfig
@@ -53,6 +54,7 @@ class PodServer:
         self.stats = stats
         self.meters = runtime.meters(cfg)
         self.errors: list[str] = []
+        self.hostility: Hostility | None = None
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -108,6 +110,8 @@ class PodServer:
             if any(p == path for (_, p) in self.runtime.routes):
                 return to_response(self.runtime.method_not_allowed())
             return to_response(self.runtime.not_found())
+        if self.hostility is not None and (hostile := await misbehave(self.hostility, request, endpoint)):
+            return hostile
         if self.load.loading:
             if self.runtime.closes_port_while_loading:
                 # The real server has no listener yet; drop connections that linger.

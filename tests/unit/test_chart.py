@@ -44,6 +44,8 @@ NAMESPACED_GRANTS = {
     *(("", "persistentvolumeclaims", verb) for verb in ("get", "create", "patch")),
     ("", "pods", "list"),
     ("", "pods", "watch"),
+    ("apps", "replicasets", "list"),
+    ("apps", "replicasets", "watch"),
     ("", "events", "create"),
 }
 CLUSTER_GRANTS = {
@@ -118,6 +120,14 @@ def test_operator_pods_are_never_taken_for_serving_pods(defaults: list[dict[str,
     # The operator watches pods labelled managed-by=gemma-operator as its serving pods.
     labels = find(defaults, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert labels.get("app.kubernetes.io/managed-by") != "gemma-operator"
+
+
+def test_the_image_is_the_tag_by_default_and_the_digest_when_pinned(defaults: list[dict[str, Any]]) -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container(defaults)["image"] == f"ghcr.io/gemma-operator/gemma-operator:{app_version}"
+    digest = "sha256:" + "0123456789abcdef" * 4
+    pinned = render({"image.repository": "registry.example.com/gemma", "image.tag": "9.9.9", "image.digest": digest})
+    assert container(pinned)["image"] == f"registry.example.com/gemma@{digest}"
 
 
 def test_accelerator_classes_reach_the_operator(defaults: list[dict[str, Any]]) -> None:
@@ -255,6 +265,7 @@ def test_monitors_select_what_they_should() -> None:
         (["--set", "acceleratorClasses.classes.h100.gpus=8"], "gpus"),
         (["--set", "logFormat=xml"], "/logFormat"),
         (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+        (["--set", "image.digest=latest"], "/image/digest"),
     ],
 )
 def test_values_schema_rejects_mistakes(flags: list[str], complaint: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from gemma_operator.planning import NodeInfo
 from gemma_operator.reconcile.conditions import PodState
 from gemma_operator.reconcile.observe import (
+    controller_uid,
     free_gpus_hint,
     gpu_capacity,
     gpus_requested,
@@ -180,15 +181,33 @@ def test_pods_on_nodes_the_inventory_lacks_are_lost_and_not_ready() -> None:
     ]
 
 
-def _pod(name: str, owner: str | None, template: str = "5d9f") -> dict[str, Any]:
-    references = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "controller": True}] if owner else []
-    return {"metadata": {"name": name, "labels": {"pod-template-hash": template}, "ownerReferences": references}}
+def _pod(name: str, owner: str | None, owner_uid: str = "rs-1") -> dict[str, Any]:
+    references = (
+        [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "uid": owner_uid, "controller": True}]
+        if owner
+        else []
+    )
+    return {"metadata": {"name": name, "ownerReferences": references}}
 
 
 def test_only_pods_of_the_gemma_deployments_own_replica_sets_count() -> None:
     live = {"metadata": {"name": "chat", "ownerReferences": [{"uid": "u1", "controller": True}]}}
-    pods = [_pod("real", "chat-5d9f"), _pod("copied-labels", None), _pod("other", "chat-5d9f", template="77aa")]
+    pods = [
+        _pod("real", "chat-5d9f"),
+        _pod("old-replica-set", "chat-77aa", owner_uid="rs-0"),
+        _pod("copied-labels", None),
+        _pod("forged-owner", "chat-5d9f", owner_uid="forged"),  # the right name, another uid
+    ]
     slim = [slim_pod(pod) for pod in pods]
-    assert [pod["metadata"]["name"] for pod in owned_pods(slim, live, "u1")] == ["real"]
-    assert owned_pods(slim, live, "another-uid") == []  # a Deployment of that name that is not ours
-    assert owned_pods(slim, None, "u1") == []
+    counted = owned_pods(slim, live, "u1", {"rs-0", "rs-1"})
+    assert [pod["metadata"]["name"] for pod in counted] == ["real", "old-replica-set"]
+    assert owned_pods(slim, live, "another-uid", {"rs-0", "rs-1"}) == []  # a Deployment of that name that is not ours
+    assert owned_pods(slim, None, "u1", {"rs-1"}) == []
+    assert owned_pods(slim, live, "u1", set()) == []  # no ReplicaSet known yet: nothing counts
+
+
+def test_controller_uid_is_that_of_the_controlling_reference_only() -> None:
+    owners = [{"uid": "not-controller"}, {"uid": "d1", "controller": True}]
+    assert controller_uid({"ownerReferences": owners}) == "d1"
+    assert controller_uid({"ownerReferences": [{"uid": "x", "controller": False}]}) == ""
+    assert controller_uid({}) == ""

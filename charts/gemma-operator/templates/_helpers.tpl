@@ -30,8 +30,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* repository@digest when a digest pins the image, else repository:tag. */}}
 {{- define "gemma-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "gemma-operator.configPath" -}}/etc/gemma-operator/accelerators.yaml{{- end -}}
@@ -79,6 +84,10 @@ watched namespace otherwise.
 # Serving pods for status and smoke checks, and every pod's GPU requests for the free-GPU hint.
 - apiGroups: [""]
   resources: [pods]
+  verbs: [list, watch]
+# The Deployments' ReplicaSets: a serving pod counts only if one of them is its controller (by uid).
+- apiGroups: [apps]
+  resources: [replicasets]
   verbs: [list, watch]
 # No rule on Secrets, not even get: the serving pods read the token by reference (docs/security.md).
 # Warning events on GemmaDeployments (kopf posts core/v1 Events; it never patches them).

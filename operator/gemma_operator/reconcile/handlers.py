@@ -12,7 +12,7 @@ from gemma_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from gemma_operator.planning import NodeInfo, node_from_object
 from gemma_operator.planning.inventory import InventoryError
 from gemma_operator.reconcile.controller import Cluster
-from gemma_operator.reconcile.observe import TERMINAL_PHASES, gpus_requested, owned_pods, slim_pod
+from gemma_operator.reconcile.observe import TERMINAL_PHASES, controller_uid, gpus_requested, owned_pods, slim_pod
 from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.state import Key
 from gemma_operator.rendering import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, child_name, label_value
@@ -26,6 +26,7 @@ INDEXES: Final = (
     "node_inventory",
     "gpu_usage",
     "serving_pods",
+    "serving_replica_sets",
     "managed_deployments",
     "managed_services",
     "gemma_deployments",
@@ -85,6 +86,15 @@ async def serving_pods(
     *, body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace or "", labels.get(INSTANCE_LABEL, "")): slim_pod(body)}
+
+
+# Which ReplicaSets each Deployment controls, by uid: a pod counts only if one of its Deployment's made it.
+@kopf.index("apps", "v1", "replicasets", labels=MANAGED)
+async def serving_replica_sets(
+    *, meta: kopf.Meta, namespace: str | None, uid: str | None, **_: Any
+) -> dict[tuple[str, str], str] | None:
+    deployment = controller_uid(meta)
+    return {(namespace or "", deployment): uid or ""} if deployment else None
 
 
 @kopf.on.cleanup()
@@ -181,14 +191,17 @@ class IndexView:
             for kind, index in (("Deployment", "managed_deployments"), ("Service", "managed_services"))
             if (child := _unpacked(indexes[index].get(children, []))) is not None
         }
+        deployment = live.get("Deployment")
+        deployment_uid = (deployment or {}).get("metadata", {}).get("uid", "")
         return Cluster(
             children=live,
             nodes=[node for store in indexes["node_inventory"].values() for node in store],
             gpus_in_use={node: sum(store) for node, store in indexes["gpu_usage"].items()},
             pods=owned_pods(
                 list(indexes["serving_pods"].get((namespace, label_value(name)), [])),
-                live.get("Deployment"),
+                deployment,
                 gemma["metadata"].get("uid", ""),
+                set(indexes["serving_replica_sets"].get((namespace, deployment_uid), [])),
             ),
         )
 

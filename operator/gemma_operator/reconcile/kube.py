@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +17,18 @@ FIELD_MANAGER: Final = "gemma-operator"
 NOT_FOUND: Final = 404
 MAX_EVENT_MESSAGE: Final = 1024
 MAX_ERROR_MESSAGE: Final = 500
+
+# Characters YAML may not hold unescaped (C1 controls, DEL, two non-characters); json.dumps leaves them raw.
+_NOT_YAML_PRINTABLE: Final = re.compile("[\x7f-\x9f\ufffe\uffff]")
+
+
+def apply_body(manifest: Mapping[str, Any]) -> bytes:
+    """A server-side apply body: JSON, which the API server reads as YAML. json.dumps' default escapes a
+    character outside the BMP as a surrogate pair (an emoji as \\ud83d\\ude42), which YAML refuses; so
+    characters go as UTF-8, and only those YAML cannot hold raw are escaped."""
+    text = json.dumps(manifest, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
+
 
 # Plural resource names of the kinds the operator touches.
 PLURALS: Final[dict[tuple[str, str], str]] = {
@@ -111,7 +124,7 @@ class KubeApi:
         ref = ObjectRef.of(manifest)
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         result = self._call(
-            "apply", "PATCH", ref, query=query, content_type="application/apply-patch+yaml", body=dict(manifest)
+            "apply", "PATCH", ref, query=query, content_type="application/apply-patch+yaml", body=apply_body(manifest)
         )
         return result or {}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,12 +16,15 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 # The kubelet's reason for a container whose env, volumes or user it cannot resolve (pkg/kubelet/container).
 CONFIG_ERROR = "CreateContainerConfigError"
 MAX_KUBELET_MESSAGE = 300
-# The label the Deployment controller gives a ReplicaSet's pods; the ReplicaSet is named `<deployment>-<hash>`.
-TEMPLATE_HASH_LABEL = "pod-template-hash"
 
 
 def _controller(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
     return next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), {})
+
+
+def controller_uid(metadata: Mapping[str, Any]) -> str:
+    """The uid of an object's controller (its ownerReference with `controller: true`); "" when it has none."""
+    return str(_controller(metadata).get("uid") or "")
 
 
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,8 +35,7 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": metadata.get("name"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
-            "labels": {TEMPLATE_HASH_LABEL: (metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL, "")},
-            "ownerReferences": [{key: controller.get(key) for key in ("apiVersion", "kind", "name", "controller")}]
+            "ownerReferences": [{key: controller.get(key) for key in ("kind", "name", "uid", "controller")}]
             if controller
             else [],
         },
@@ -52,18 +54,20 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def owned_pods(
-    pods: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any] | None, owner_uid: str
+    pods: Sequence[Mapping[str, Any]],
+    deployment: Mapping[str, Any] | None,
+    owner_uid: str,
+    replica_sets: Collection[str],
 ) -> list[Mapping[str, Any]]:
-    """The pods of the GemmaDeployment's own Deployment: created by one of its ReplicaSets, not merely labelled
-    like them (anyone can copy labels onto a pod)."""
-    if deployment is None or _controller(deployment.get("metadata") or {}).get("uid") != owner_uid:
+    """The pods of the GemmaDeployment's own Deployment: those whose controller is one of `replica_sets`, the uids
+    of the ReplicaSets that Deployment controls. Labels can be copied onto a pod, and an ownerReference forged by
+    name; a uid names one object only."""
+    if deployment is None or controller_uid(deployment.get("metadata") or {}) != owner_uid:
         return []
-    name = deployment["metadata"]["name"]
     owned = []
     for pod in pods:
-        metadata = pod.get("metadata") or {}
-        controller, template = _controller(metadata), (metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL)
-        if template and controller.get("kind") == "ReplicaSet" and controller.get("name") == f"{name}-{template}":
+        controller = _controller(pod.get("metadata") or {})
+        if controller.get("kind") == "ReplicaSet" and controller.get("uid") in replica_sets:
             owned.append(pod)
     return owned
 
