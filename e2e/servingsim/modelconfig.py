@@ -20,7 +20,6 @@ class ModelConfig:
     max_input_tokens: int
     max_total_tokens: int
     max_concurrent_requests: int
-    max_batch_total_tokens: int
     parallel_slots: int
 
 
@@ -68,7 +67,6 @@ def tgi_config(argv: Sequence[str], env: Mapping[str, str], fallback: str) -> Mo
         max_input_tokens=max_input,
         max_total_tokens=max_total,
         max_concurrent_requests=_int(opt("--max-concurrent-requests"), 128),
-        max_batch_total_tokens=_int(opt("--max-batch-total-tokens"), 16 * max_total),
         parallel_slots=_int(opt("--max-concurrent-requests"), 128),
     )
 
@@ -101,7 +99,6 @@ def vllm_config(command: Sequence[str], args: Sequence[str], env: Mapping[str, s
         max_input_tokens=max_len,
         max_total_tokens=max_len,
         max_concurrent_requests=seqs,
-        max_batch_total_tokens=_int(flag_value(argv, "--max-num-batched-tokens"), max_len),
         parallel_slots=seqs,
     )
 
@@ -127,6 +124,5 @@ def llamacpp_config(argv: Sequence[str], env: Mapping[str, str], fallback: str) 
         max_input_tokens=ctx,
         max_total_tokens=ctx,
         max_concurrent_requests=slots,
-        max_batch_total_tokens=ctx,
         parallel_slots=slots,
     )
