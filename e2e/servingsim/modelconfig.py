@@ -118,11 +118,14 @@ def llamacpp_config(argv: Sequence[str], env: Mapping[str, str], fallback: str) 
     )
     ctx = _int(opt(("-c", "--ctx-size"), "LLAMA_ARG_CTX_SIZE"), 4096)
     slots = _int(opt(("-np", "--parallel"), "LLAMA_ARG_N_PARALLEL"), 1)
+    # llama-server splits -c over its -np slots: one request gets n_ctx_slot = c / np ("load_model:
+    # initializing, n_slots = 4, n_ctx_slot = 8192" for -c 32768 -np 4; e2e/test_real_llamacpp.py checks it).
+    per_slot = ctx // slots
     return ModelConfig(
         model_id=model,
         served_names=(model,),
-        max_input_tokens=ctx,
-        max_total_tokens=ctx,
+        max_input_tokens=per_slot,
+        max_total_tokens=per_slot,
         max_concurrent_requests=slots,
         parallel_slots=slots,
     )
