@@ -30,11 +30,12 @@ lint: venv
 	$(BIN)/ruff check operator tests e2e
 	$(BIN)/ruff format --check operator tests e2e
 	$(BIN)/mypy
-	cd e2e && MYPYPATH=. $(BIN)/mypy --strict --explicit-package-bases servingsim demo bench chaos harness *.py
+	cd e2e && MYPYPATH=. $(BIN)/mypy --strict --explicit-package-bases servingsim realruntime demo bench chaos harness *.py
 	$(BIN)/lint-imports
 
-# Fast tests: the pure core, the CLI, and the serving simulator and probes over loopback.
-unit: venv helm
+# Fast tests: the pure core, the CLI, and the serving simulator and probes over loopback. gemma-plane runs
+# Argo CD's health.lua in gopher-lua (tests/unit/argocd.py).
+unit: venv helm cluster-build
 	$(BIN)/pytest tests e2e -m "not e2e and not chaos"
 
 e2e: venv

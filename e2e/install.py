@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from lupa import lua51  # type: ignore[import-untyped]
 
 from harness.config import ROOT
 from harness.plane import Plane
@@ -28,11 +27,12 @@ def kstatus(plane: Plane, namespace: str, resource: str, name: str) -> dict[str,
     return result
 
 
-def argocd_health(obj: dict[str, Any]) -> str:
-    """The Argo CD health check (manifests/gitops/argocd/health.lua) on a live object."""
-    lua = lua51.LuaRuntime()
-    lua.globals().obj = lua.table_from(obj, recursive=True)
-    return str(lua.execute(HEALTH_LUA.read_text()).status)
+def argocd_health(plane: Plane, obj: dict[str, Any]) -> str:
+    """The Argo CD health check (manifests/gitops/argocd/health.lua) on a live object, in Argo CD's gopher-lua."""
+    out = gemma_plane(plane, "argocd-health", str(HEALTH_LUA), input=json.dumps([obj]))
+    [answer] = json.loads(out.stdout)
+    assert "error" not in answer, f"health.lua raised in gopher-lua: {answer['error']}"
+    return str(answer["status"])
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from gemma import Gemma, manifest
 from harness.plane import Plane
@@ -83,6 +84,31 @@ def test_scales_up_under_load_and_down_after_it(
         message="the autoscaler scaling down once the delay has passed",
     )
     wait_for(lambda: gemma.deployment("elastic").spec.replicas == 1, timeout=30, message="the Deployment at 1")
+
+
+def test_tgi_scales_down_from_pods_that_never_served(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
+) -> None:
+    # Real TGI creates tgi_queue_size and tgi_batch_current_size on its first request: the replicas added by a
+    # scale-up that never get one show a page without them, which is "no requests yet", not MetricsUnavailable.
+    spec = {"model": {"family": "gemma-3", "variant": "4b"}, "serving": {"runtime": "tgi"}}
+    gemma.create(manifest("quiet", **spec, autoscaling={**FAST, "minReplicas": 1, "maxReplicas": 3}))
+    try:
+        gemma.wait("quiet", "Ready")
+        [first] = ready_pods(gemma, "quiet")
+        set_load(gemma, servingsim, "quiet", waiting=6, running=2)
+        wait_for(lambda: len(ready_pods(gemma, "quiet")) >= 2, timeout=90, message="a second ready TGI pod")
+        added = next(pod for pod in ready_pods(gemma, "quiet") if pod.metadata.name != first.metadata.name)
+        servingsim.wait_for_pod(gemma.namespace, added.metadata.name)
+        page = requests.get(f"http://{added.status.pod_ip}:8000/metrics", timeout=5)
+        assert (page.status_code, page.content) == (200, b"")  # no gauges before the first request
+
+        servingsim.set_load(gemma.namespace, first.metadata.name, waiting=0, running=0)
+        wait_for(lambda: status(gemma, "quiet").get("desiredReplicas") == 1, timeout=90, message="TGI at 1 again")
+        assert gemma.condition("quiet", "ScalingActive")["status"] == "True"
+    finally:
+        gemma.delete("quiet")
+        wait_for(lambda: not gemma.pods("quiet"), timeout=60, message="quiet's pods gone")
 
 
 def test_a_failed_scrape_holds_replicas(gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess) -> None:

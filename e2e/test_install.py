@@ -262,7 +262,7 @@ def assert_health(plane: Plane, namespace: str, name: str, live: dict[str, Any],
     """kstatus (Flux) calls the live object `expected`, and the Argo CD health check agrees."""
     computed = kstatus(plane, namespace, "gemmadeployments", name)
     assert computed["status"] == expected, computed
-    assert argocd_health(live) == ARGOCD_FOR_KSTATUS[expected]
+    assert argocd_health(plane, live) == ARGOCD_FOR_KSTATUS[expected]
 
 
 def test_namespaced_install_sees_only_its_namespaces(plane: Plane, sole_operator: None, tmp_path: Path) -> None:

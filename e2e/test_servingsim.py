@@ -418,8 +418,21 @@ def test_tgi_generate_info_health_and_metrics(sim: InProcessSim) -> None:
     assert "# TYPE tgi_request_duration histogram" in text
     assert "tgi_request_duration_count 2" in text
     assert "_created" not in text
-    assert "tgi_batch_max_total_tokens" in text
+    assert "tgi_batch_max_total_tokens" not in text
     assert "tgi_batch_current_max_tokens 1024" in text
+
+
+def test_tgi_metrics_page_is_empty_until_the_first_request(sim: InProcessSim) -> None:
+    # TGI 3.3.7 renders only metrics that were set; its gauges are set by the first request.
+    base = served(sim, "tgi-idle", TGI_IMAGE, args=["--model-id", "google/gemma-3-4b-it"])
+    idle = requests.get(f"{base}/metrics", timeout=5)
+    assert idle.status_code == 200
+    assert idle.content == b""
+    text_generation.Client(base, timeout=5).generate("Hi", max_new_tokens=2)
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    assert "\ntgi_queue_size 0\n" in text
+    assert "\ntgi_batch_current_size 0\n" in text
+    assert "tgi_batch_max_total_tokens" not in text
 
 
 def test_tgi_closes_port_while_loading(sim: InProcessSim) -> None:

@@ -7,6 +7,7 @@ module gemma.dev/e2e/cluster
 go 1.26.0
 
 require (
+	github.com/yuin/gopher-lua v1.1.2
 	go.etcd.io/etcd/server/v3 v3.6.8
 	k8s.io/api v0.36.5
 	k8s.io/apimachinery v0.36.5

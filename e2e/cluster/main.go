@@ -2,7 +2,7 @@
 // per process, dispatching on its first argument as hyperkube once did:
 //
 //	gemma-plane etcd | kube-apiserver | kube-controller-manager | kube-scheduler
-//	gemma-plane kwok | kubectl | kstatus | certs | nodes | ports | wait
+//	gemma-plane kwok | kubectl | kstatus | argocd-health | certs | nodes | ports | wait
 //
 // Components cannot share a process: the apiserver's signal handler setup
 // panics when called twice, the scheduler calls os.Exit on leader-election
@@ -41,6 +41,7 @@ var subcommands = map[string]subcommand{
 	"kwok":                    {runKwok, "kwok controller: node heartbeats, pods marked Running"},
 	"kubectl":                 {runKubectl, "upstream kubectl, same version as the server"},
 	"kstatus":                 {runKstatus, "kstatus (cli-utils) status of one object, as JSON"},
+	"argocd-health":           {runArgocdHealth, "run an Argo CD health.lua in gopher-lua on JSON objects"},
 	"certs":                   {runCerts, "write the CA, serving/client certs, SA key, token file and kubeconfig"},
 	"nodes":                   {runNodes, "validate an inventory file, create its nodes, wait until Ready"},
 	"ports":                   {runPorts, "print free loopback TCP ports"},

@@ -44,6 +44,8 @@ def helm(plane: Plane, *args: str, check: bool = True) -> subprocess.CompletedPr
     return run_tool(plane, "helm", *args, check=check, timeout=180)
 
 
-def gemma_plane(plane: Plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The plane's own binary: nodes --check, ports, kstatus, wait ..."""
-    return run_tool(plane, "gemma-plane", *args, check=check, timeout=180)
+def gemma_plane(
+    plane: Plane, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The plane's own binary: nodes --check, ports, kstatus, argocd-health, wait ..."""
+    return run_tool(plane, "gemma-plane", *args, input=input, check=check, timeout=180)

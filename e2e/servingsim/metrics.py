@@ -162,14 +162,13 @@ class TgiMeters:
             "Maximum tokens for the current batch",
             registry=r,
         )
-        self.batch_max_total = Gauge(
-            "tgi_batch_max_total_tokens",
-            "Maximum amount of tokens in total",
-            registry=r,
-        )
-        self.batch_max_total.set(cfg.max_batch_total_tokens)
+        # TGI 3.3.7's exporter renders only metrics that were set, and it sets them on the first request
+        # (backends/v3/src/queue.rs, backend.rs): an idle server's page is empty. tgi_batch_max_total_tokens is
+        # never rendered, since backends/v3/src/lib.rs sets it before router/src/server.rs installs the recorder.
+        self._asked = False
 
     def request_started(self) -> None:
+        self._asked = True
         self.request_count.inc()
 
     def request_finished(self, done: Finished) -> None:
@@ -186,6 +185,10 @@ class TgiMeters:
         self.request_failure.labels(err).inc()
 
     def render(self, snapshot: Snapshot) -> tuple[bytes, str]:
+        # Load set through the control API stands for requests the server was sent.
+        self._asked = self._asked or snapshot.waiting > 0 or snapshot.running > 0
+        if not self._asked:
+            return b"", TEXT_PLAIN
         self.queue_size.set(snapshot.waiting)
         self.batch_size.set(snapshot.running)
         per_request = min(self._cfg.max_total_tokens, 512)

@@ -20,7 +20,6 @@ class ModelConfig:
     max_input_tokens: int
     max_total_tokens: int
     max_concurrent_requests: int
-    max_batch_total_tokens: int
     parallel_slots: int
 
 
@@ -68,7 +67,6 @@ def tgi_config(argv: Sequence[str], env: Mapping[str, str], fallback: str) -> Mo
         max_input_tokens=max_input,
         max_total_tokens=max_total,
         max_concurrent_requests=_int(opt("--max-concurrent-requests"), 128),
-        max_batch_total_tokens=_int(opt("--max-batch-total-tokens"), 16 * max_total),
         parallel_slots=_int(opt("--max-concurrent-requests"), 128),
     )
 
@@ -101,7 +99,6 @@ def vllm_config(command: Sequence[str], args: Sequence[str], env: Mapping[str, s
         max_input_tokens=max_len,
         max_total_tokens=max_len,
         max_concurrent_requests=seqs,
-        max_batch_total_tokens=_int(flag_value(argv, "--max-num-batched-tokens"), max_len),
         parallel_slots=seqs,
     )
 
@@ -121,12 +118,14 @@ def llamacpp_config(argv: Sequence[str], env: Mapping[str, str], fallback: str) 
     )
     ctx = _int(opt(("-c", "--ctx-size"), "LLAMA_ARG_CTX_SIZE"), 4096)
     slots = _int(opt(("-np", "--parallel"), "LLAMA_ARG_N_PARALLEL"), 1)
+    # llama-server splits -c over its -np slots: one request gets n_ctx_slot = c / np ("load_model:
+    # initializing, n_slots = 4, n_ctx_slot = 8192" for -c 32768 -np 4; e2e/test_real_llamacpp.py checks it).
+    per_slot = ctx // slots
     return ModelConfig(
         model_id=model,
         served_names=(model,),
-        max_input_tokens=ctx,
-        max_total_tokens=ctx,
+        max_input_tokens=per_slot,
+        max_total_tokens=per_slot,
         max_concurrent_requests=slots,
-        max_batch_total_tokens=ctx,
         parallel_slots=slots,
     )

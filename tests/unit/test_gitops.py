@@ -1,4 +1,4 @@
-"""GitOps: the Argo CD health check in a real Lua 5.1 (Argo CD's dialect), the argocd-cm snippet, Flux examples."""
+"""GitOps: the Argo CD health check in Argo CD's own Lua VM (gopher-lua), the argocd-cm snippet, Flux examples."""
 
 from __future__ import annotations
 
@@ -7,24 +7,16 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import lua51
 
 from gemma_operator.api import API_VERSION, GROUP, KIND, Reason
 from gemma_operator.planning import Refused
 from gemma_operator.reconcile.conditions import Observed, PodState, compute_status
 
+from .argocd import HEALTH_LUA, argocd_health, argocd_health_of
+
 ROOT = Path(__file__).resolve().parents[2]
 GITOPS = ROOT / "manifests" / "gitops"
-HEALTH_LUA = (GITOPS / "argocd" / "health.lua").read_text()
 NOW = "2026-01-01T00:00:00Z"
-
-
-def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
-    """Run health.lua as Argo CD does: the live object as global `obj`, a table {status, message} back."""
-    lua = lua51.LuaRuntime()
-    lua.globals().obj = lua.table_from(obj, recursive=True)
-    result = lua.execute(HEALTH_LUA)
-    return str(result.status), str(result.message)
 
 
 def condition(kind: str, status: str, reason: str = "", message: str = "") -> dict[str, Any]:
@@ -116,6 +108,39 @@ def test_health_table(case: str) -> None:
     assert message in text
 
 
+def test_the_vm_opens_only_what_argo_cd_opens_for_a_health_script(tmp_path: Path) -> None:
+    # Argo CD opens package, base and table, and puts its safe os.time/os.date into `table` (util/lua/lua.go,
+    # oslib_safe.go): a health.lua that reached for string, math or a global os would fail in Argo CD.
+    probes = {
+        "string": "return {status = string.format('%s', 'Healthy')}",
+        "math": "return {status = 'Healthy', message = tostring(math.floor(1.5))}",
+        "os": "return {status = 'Healthy', message = tostring(os.time())}",
+        "io": "return {status = 'Healthy', message = tostring(io.write)}",
+    }
+    scripts = []
+    for name, body in probes.items():
+        script = tmp_path / f"{name}.lua"
+        script.write_text(body)
+        scripts.append(script)
+    for script in scripts:
+        [answer] = argocd_health_of([{}], script)
+        assert "error" in answer, script.read_text()
+    works = tmp_path / "safe.lua"
+    works.write_text("local os = require('os')\nreturn {status = 'Healthy', message = tostring(table.time() > 0)}")
+    assert argocd_health_of([{}], works) == [{"status": "Healthy", "message": "true"}]
+
+
+def test_an_invalid_status_reads_as_unknown_as_in_argo_cd(tmp_path: Path) -> None:
+    script = tmp_path / "bad.lua"
+    script.write_text("return {status = 'Fine', message = 'ok'}")
+    assert argocd_health_of([{}], script) == [{"status": "Unknown", "message": "Lua returned an invalid health status"}]
+
+
+def test_numbers_arrive_as_lua_numbers_as_argo_cd_decodes_them() -> None:
+    # observedGeneration 2 must equal generation 2: both are LNumber in Argo CD's decodeValue.
+    assert argocd_health(gemma(generation=2, status={"observedGeneration": 2, "conditions": READY}))[0] == "Healthy"
+
+
 def rolled_out(replicas: int = 1) -> dict[str, Any]:
     return {
         "metadata": {"generation": 1},
@@ -152,7 +177,7 @@ def test_argocd_cm_embeds_the_script() -> None:
     config = yaml.safe_load((GITOPS / "argocd" / "argocd-cm.yaml").read_text())
     assert config["kind"] == "ConfigMap"
     assert config["metadata"]["name"] == "argocd-cm"
-    assert config["data"][f"resource.customizations.health.{GROUP}_{KIND}"] == HEALTH_LUA
+    assert config["data"][f"resource.customizations.health.{GROUP}_{KIND}"] == HEALTH_LUA.read_text()
 
 
 def test_argocd_applications_install_the_chart_and_tolerate_the_crd_arriving_later() -> None:

@@ -40,17 +40,41 @@ def test_another_runtime_page_is_unknown(page: Runtime, runtime: Runtime) -> Non
     assert load_from_exposition(sample(page), runtime) is None
 
 
-@pytest.mark.parametrize("runtime", list(Runtime))
+EAGER_GAUGES = [runtime for runtime in Runtime if not runtimes()[runtime].metrics.created_on_first_request]
+
+
+@pytest.mark.parametrize("runtime", EAGER_GAUGES)
 @pytest.mark.parametrize("role", ["waiting", "running"])
 def test_a_missing_metric_is_unknown_not_zero(runtime: Runtime, role: str) -> None:
     metric = getattr(runtimes()[runtime].metrics, role)
     assert load_from_exposition(without_lines_of(sample(runtime), metric), runtime) is None
 
 
+@pytest.mark.parametrize("runtime", EAGER_GAUGES)
+def test_an_empty_page_is_unknown_where_the_gauges_exist_from_startup(runtime: Runtime) -> None:
+    assert load_from_exposition("", runtime) is None
+
+
+def test_an_idle_tgi_page_without_its_gauges_is_no_requests_yet() -> None:
+    # TGI 3.3.7 renders only metrics that were set: before the first request, nothing at all.
+    assert load_from_exposition("", Runtime.TGI) == Load(waiting=0, running=0)
+    idle = without_lines_of(without_lines_of(sample(Runtime.TGI), "tgi_queue_size"), "tgi_batch_current_size")
+    assert load_from_exposition(idle, Runtime.TGI) == Load(waiting=0, running=0)
+
+
+def test_a_tgi_page_with_one_gauge_so_far_reads_the_other_as_zero() -> None:
+    # queue.rs sets tgi_queue_size when a request is queued, before backend.rs batches it.
+    queued_only = without_lines_of(sample(Runtime.TGI), "tgi_batch_current_size")
+    assert load_from_exposition(queued_only, Runtime.TGI) == Load(waiting=2, running=0)
+
+
+def test_a_tgi_page_with_another_servers_metrics_is_unknown() -> None:
+    assert load_from_exposition("process_cpu_seconds_total 3.5\n", Runtime.TGI) is None
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        "",
         "<html><body>502 Bad Gateway</body></html>",
         '{"error": "Loading model"}',
         "tgi_queue_size 2\ntgi_batch_current_size four\n",
@@ -60,7 +84,7 @@ def test_a_missing_metric_is_unknown_not_zero(runtime: Runtime, role: str) -> No
         "tgi_queue_size 2\ntgi_batch_current_size +Inf\n",
         "tgi_queue_size -1\ntgi_batch_current_size 4\n",
     ],
-    ids=["empty", "html", "json", "bad-value", "bad-labels", "truncated-name", "nan", "inf", "negative"],
+    ids=["html", "json", "bad-value", "bad-labels", "truncated-name", "nan", "inf", "negative"],
 )
 def test_garbled_pages_are_unknown(text: str) -> None:
     assert load_from_exposition(text, Runtime.TGI) is None

@@ -24,15 +24,23 @@ class Load:
         return self.waiting + self.running
 
 
-def _totals(text: str, names: Iterable[str]) -> dict[str, float] | None:
+@dataclass(frozen=True)
+class _Page:
+    totals: dict[str, float]
+    only_own_metrics: bool
+
+
+def _read(text: str, names: Iterable[str], prefix: str) -> _Page | None:
     """Each wanted gauge summed over its label sets (vLLM labels by model_name and engine).
 
     None when the text is not valid exposition or a value is not a count (NaN, infinite, negative).
     """
     totals: dict[str, float] = {}
     wanted = set(names)
+    only_own = True
     try:
         for family in text_string_to_metric_families(text):
+            only_own = only_own and family.name.startswith(prefix)
             for sample in family.samples:
                 if sample.name not in wanted:
                     continue
@@ -41,17 +49,23 @@ def _totals(text: str, names: Iterable[str]) -> dict[str, float] | None:
                 totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     except ValueError:
         return None
-    return totals
+    return _Page(totals, only_own)
 
 
 def load_from_exposition(text: str, runtime: Runtime) -> Load | None:
     """The load a runtime's /metrics page reports, or None when it is unknown.
 
     A page that is garbled, or lacks either metric, is unknown rather than idle: reading it as
-    zero would let the autoscaler scale down a pod it cannot see.
+    zero would let the autoscaler scale down a pod it cannot see. The exception is a runtime that
+    creates its gauges on the first request (TGI): a valid page of only its own metrics without them
+    is a server that has not been asked anything yet.
     """
     names = runtimes()[runtime].metrics
-    totals = _totals(text, (names.waiting, names.running))
-    if totals is None or names.waiting not in totals or names.running not in totals:
+    page = _read(text, (names.waiting, names.running), names.prefix)
+    if page is None:
         return None
-    return Load(waiting=totals[names.waiting], running=totals[names.running])
+    if names.created_on_first_request and page.only_own_metrics:
+        return Load(waiting=page.totals.get(names.waiting, 0.0), running=page.totals.get(names.running, 0.0))
+    if names.waiting not in page.totals or names.running not in page.totals:
+        return None
+    return Load(waiting=page.totals[names.waiting], running=page.totals[names.running])

@@ -95,6 +95,11 @@ class Serves(Fact):
 class MetricNames(Fact):
     waiting: str
     running: str
+    # The prefix every metric of the runtime's own page carries (tells its page from another server's).
+    prefix: str
+    # True where the runtime creates its load gauges on the first request, so that a page of only its own
+    # metrics (even an empty one) without them means "no requests yet", not "unknown".
+    created_on_first_request: bool = False
 
 
 class RuntimeFacts(Fact):

@@ -1,0 +1,1 @@
+"""Real serving runtimes in the e2e loop: llama-server unpacked from Debian, tiny GGUF models to load in it."""
