@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gemma_operator.api import Family, GemmaDeployment, PlanReport, Target, parse_deployment
-from gemma_operator.catalog import AcceleratorClasses, default_accelerator_classes
+from gemma_operator.catalog import AcceleratorClasses, default_accelerator_classes, runtimes
 from gemma_operator.planning import NodeInfo, Plan, plan, plan_report
 
 
@@ -44,3 +44,13 @@ MATRIX_VARIANTS = {
     (Family.GEMMA_3, Target.CPU): "4b",
     (Family.GEMMA_3, Target.EDGE): "1b",
 }
+
+
+# Every (runtime, family, hardware) the catalog says can be served, whether auto picks it or not.
+SERVED = [
+    (facts.name, family, entry.hardware)
+    for facts in runtimes().values()
+    for family, entries in facts.serves.items()
+    for entry in entries
+]
+SERVED_IDS = [f"{runtime.value}-{family.value}-{target.value}" for runtime, family, target in SERVED]

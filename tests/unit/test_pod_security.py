@@ -15,7 +15,7 @@ from gemma_operator.api import Family, InvalidSpec, Runtime, Target
 from gemma_operator.catalog import runtimes
 from gemma_operator.rendering import render
 
-from .builders import MATRIX_VARIANTS, deployment, fitted
+from .builders import MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
 
 # Restricted, "Volume Types": only these volume sources.
 RESTRICTED_VOLUME_SOURCES = {
@@ -123,17 +123,7 @@ def test_the_checker_catches_what_the_profile_forbids() -> None:
     assert "Host Namespaces: hostNetwork" in restricted_violations({"hostNetwork": True})
 
 
-SERVED = [
-    (facts.name, family, entry.hardware)
-    for facts in runtimes().values()
-    for family, entries in facts.serves.items()
-    for entry in entries
-]
-
-
-@pytest.mark.parametrize(
-    ("runtime", "family", "target"), SERVED, ids=[f"{r.value}-{f.value}-{t.value}" for r, f, t in SERVED]
-)
+@pytest.mark.parametrize(("runtime", "family", "target"), SERVED, ids=SERVED_IDS)
 @pytest.mark.parametrize("cache", [None, {"size": "200Gi"}], ids=["emptydir", "claim"])
 def test_every_serving_pod_meets_the_restricted_profile(
     runtime: Runtime, family: Family, target: Target, cache: dict[str, str] | None

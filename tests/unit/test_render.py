@@ -12,7 +12,7 @@ from gemma_operator.catalog import default_accelerator_classes, runtimes
 from gemma_operator.planning import Refused, plan
 from gemma_operator.rendering import cache_claim_name, child_name, endpoint, label_value, render
 
-from .builders import MATRIX_VARIANTS, deployment, fitted
+from .builders import MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
 
 KUBERNETES_VERSION = "1.36.0"
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -208,18 +208,7 @@ def test_a_refused_spec_has_no_plan_to_render() -> None:
     assert "runs on GPUs only" in refused.message
 
 
-# Every (runtime, family, hardware) the catalog says can be served, whether auto picks it or not.
-SERVED = [
-    (facts.name, family, entry.hardware)
-    for facts in runtimes().values()
-    for family, entries in facts.serves.items()
-    for entry in entries
-]
-
-
-@pytest.mark.parametrize(
-    ("runtime", "family", "target"), SERVED, ids=[f"{r.value}-{f.value}-{t.value}" for r, f, t in SERVED]
-)
+@pytest.mark.parametrize(("runtime", "family", "target"), SERVED, ids=SERVED_IDS)
 def test_every_served_combination_renders_a_valid_workload(runtime: Runtime, family: Family, target: Target) -> None:
     spec = {
         "model": {"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": "int4"},
