@@ -147,12 +147,12 @@ def test_accelerator_classes_reach_the_operator(defaults: list[dict[str, Any]]) 
 def test_custom_accelerator_classes_restart_the_operator(defaults: list[dict[str, Any]]) -> None:
     changed = render(
         {
-            "acceleratorClasses.classes.b200.product": "NVIDIA-B200",
-            "acceleratorClasses.classes.b200.memoryMiB": "183359",
+            "acceleratorClasses.classes.gb200.product": "NVIDIA-GB200",
+            "acceleratorClasses.classes.gb200.memoryMiB": "189471",
         }
     )
     classes = yaml.safe_load(find(changed, "ConfigMap")["data"]["accelerators.yaml"])
-    assert parse_accelerator_classes(classes).classes["b200"].memory_mi_b == 183359
+    assert parse_accelerator_classes(classes).classes["gb200"].memory_mi_b == 189471
 
     def checksum(objects: list[dict[str, Any]]) -> str:
         return str(

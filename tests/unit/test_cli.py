@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gemma_operator.api import Precision
+from gemma_operator.catalog import default_accelerator_classes, variants
 from gemma_operator.cli.commands import crd_text
 
 from .test_render_unicode import AWKWARD, NON_BMP
@@ -204,7 +206,7 @@ def test_capacity_json() -> None:
     result = run("capacity", "-o", "json")
     assert result.returncode == 0
     rows = json.loads(result.stdout)
-    assert len(rows) == 8 * 3 * 5
+    assert len(rows) == len(variants()) * len(Precision) * len(default_accelerator_classes().classes)
     h100_31b = next(r for r in rows if (r["variant"], r["precision"], r["acceleratorClass"]) == ("31b", "bf16", "h100"))
     assert [c["contextTokens"] for c in h100_31b["contexts"]] == [8192, 32768, 131072, 262144]
     assert h100_31b["contexts"][0]["gpusPerReplica"] == 1

@@ -124,7 +124,7 @@ def test_placement_selects_and_tolerates_the_right_nodes() -> None:
         (
             {"model": {"variant": "31b"}, "placement": {"acceleratorClass": "h900"}},
             "placement.acceleratorClass h900 is not a configured accelerator class "
-            "(known: a100-40gb, a100-80gb, h100, h200, l4)",
+            "(known: a100-40gb, a100-80gb, b200, gb10, h100, h200, l4, rtx-pro-6000)",
         ),
         (
             {"model": {"variant": "31b"}, "serving": {"runtime": "tgi"}},
@@ -311,3 +311,22 @@ def test_plans_never_claim_to_fit_over_memory_and_tp_divides_heads(
         assert divides_heads(report.placement.gpus_per_replica, lookup(Family(family), variant))
     else:
         assert report.problems
+
+
+def test_a_revision_llamacpp_cannot_pin_is_refused_not_dropped() -> None:
+    report = plan_for(model={"variant": "e2b", "revision": "abc123"})
+    assert not report.fits
+    assert report.runtime is None
+    assert "model.revision abc123" in report.problems[0]
+    assert "llamacpp" in report.problems[0]
+
+
+def test_the_gb10_class_plans_with_its_own_memory_fraction() -> None:
+    gb10 = default_accelerator_classes().classes["gb10"]
+    assert gb10.memory_utilization is not None
+    report = plan_for(model={"variant": "26b-a4b"}, placement={"acceleratorClass": "gb10"})
+    assert report.memory is not None
+    assert report.runtime is not None
+    assert report.memory.available_gi_b == pytest.approx(gb10.memory_gib * gb10.memory_utilization, abs=0.1)
+    args = report.runtime.args
+    assert args[args.index("--gpu-memory-utilization") + 1] == str(gb10.memory_utilization)

@@ -110,6 +110,8 @@ class RuntimeFacts(Fact):
     token_env: tuple[str, ...]
     cache_env: dict[str, str]
     memory_utilization: float = Field(gt=0, le=1)
+    # Whether the runtime can load a model at a given revision (llama.cpp's -hf has no revision).
+    pins_revision: bool = True
     allocates_shared_kv_twice: bool = Field(default=True, alias="allocatesSharedKVTwice")
     prefill_chunk_tokens: int | None = Field(default=None, gt=0)
     gguf_quant: dict[Precision, str] = Field(default_factory=dict)
@@ -133,6 +135,7 @@ class AcceleratorClass(Fact):
     name: str
     product: str = Field(min_length=1)
     memory_mi_b: int = Field(gt=0, alias="memoryMiB")
+    memory_utilization: float | None = Field(default=None, gt=0, le=1)
 
     @property
     def memory_gib(self) -> float:

@@ -23,6 +23,8 @@ class Launch:
     tensor_parallel: int
     context_tokens: int
     sequences: int
+    # The runtime's, or the accelerator class's where it overrides it.
+    memory_utilization: float
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _tgi(launch: Launch) -> list[str]:
     }[launch.precision]
     if launch.target is Target.GPU:
         args += TGI.num_shard(str(launch.tensor_parallel))
-        args += TGI.memory_fraction(str(launch.runtime.memory_utilization))
+        args += TGI.memory_fraction(str(launch.memory_utilization))
     return [
         *args,
         *TGI.max_input_tokens(str(launch.context_tokens - 1)),
@@ -130,7 +132,7 @@ def _vllm(launch: Launch) -> list[str]:
         *VLLM.tensor_parallel(str(launch.tensor_parallel)),
         *VLLM.max_model_len(str(launch.context_tokens)),
         *VLLM.max_num_seqs(str(launch.sequences)),
-        *VLLM.memory_utilization(str(launch.runtime.memory_utilization)),
+        *VLLM.memory_utilization(str(launch.memory_utilization)),
     ]
     args += {
         Precision.BF16: VLLM.dtype("bfloat16"),

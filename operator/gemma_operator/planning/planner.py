@@ -72,6 +72,7 @@ class Request:
     runtime: RuntimeFacts
     deployment: GemmaDeployment
     target: Target
+    memory_utilization: float
 
     def size(self, devices: int, per_device_gib: float, context: int, sequences: int) -> Sizing:
         return Sizing(
@@ -79,7 +80,7 @@ class Request:
             weights=memory.weights_gib(self.variant, self.deployment.spec.model.precision, self.runtime),
             kv_cache=memory.kv_cache_gib(self.variant.attention, context, sequences, self.runtime),
             overhead=memory.overhead_gib(self.variant, self.runtime, self.target, context, devices),
-            available=devices * per_device_gib * self.runtime.memory_utilization,
+            available=devices * per_device_gib * self.memory_utilization,
         )
 
 
@@ -282,6 +283,13 @@ def plan(
     runtime = choose_runtime(spec.serving.runtime, variant, target)
     if isinstance(runtime, Refused):
         return runtime
+    if spec.model.revision and not runtime.pins_revision:
+        return Refused.because(
+            Reason.UNSATISFIABLE,
+            f"model.revision {spec.model.revision} cannot be honoured by {runtime.name.value}: its -hf download "
+            "takes a repository's default branch and has no revision option; leave model.revision empty and "
+            "set model.repository to a repository that holds that revision, or use a runtime that pins it",
+        )
     owned = owned_flag(runtime.name, spec.serving.extra_args)
     if owned:
         return Refused.because(Reason.OWNED_FLAG, owned)
@@ -289,7 +297,10 @@ def plan(
     if isinstance(model_id, Refused):
         return model_id
 
-    request = Request(variant=variant, runtime=runtime, deployment=deployment, target=target)
+    utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
+    request = Request(
+        variant=variant, runtime=runtime, deployment=deployment, target=target, memory_utilization=utilization
+    )
     image = runtime.images[target]
     context, sequences = spec.serving.max_context_tokens, spec.serving.max_concurrent_sequences
     if accelerator is not None:
@@ -319,6 +330,7 @@ def plan(
         tensor_parallel=sizing.devices,
         context_tokens=context,
         sequences=sequences,
+        memory_utilization=utilization,
     )
     sized = Plan(
         runtime=RuntimePlan(
@@ -332,7 +344,7 @@ def plan(
         fits_up_to=_frontier(request, sizing, per_device),
     )
     if not sizing.fits:
-        utilisation = f"{runtime.memory_utilization:.0%}"
+        utilisation = f"{utilization:.0%}"
         message = (
             f"{variant.label} {spec.model.precision.value} does not fit {hardware}: it needs {_fmt(sizing.required)} "
             f"(weights {_fmt(sizing.weights)}, KV cache {_fmt(sizing.kv_cache)}, overhead {_fmt(sizing.overhead)}) "
