@@ -49,7 +49,15 @@ def test_plan_json_for_the_four_examples() -> None:
     for p in plans:
         assert set(p) >= {"name", "namespace", "fits", "problems", "runtime", "placement", "memory", "limits"}
         assert set(p["memory"]) == {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
-        assert set(p["runtime"]) == {"name", "image", "args", "extraArgCount"}
+        assert set(p["runtime"]) == {
+            "name",
+            "image",
+            "args",
+            "extraArgCount",
+            "version",
+            "prefillChunkTokens",
+            "decisions",
+        }
         assert p["fits"] is True
         assert p["problems"] == []
     by_name = {p["name"]: p for p in plans}

@@ -1,6 +1,14 @@
 """api: the GemmaDeployment contract as frozen pydantic models; the CRD is generated from them."""
 
-from gemma_operator.api.plan import FitsUpTo, LimitsPlan, MemoryPlan, PlacementPlan, PlanReport, RuntimePlan
+from gemma_operator.api.plan import (
+    ConcurrencyPlan,
+    FitsUpTo,
+    LimitsPlan,
+    MemoryPlan,
+    PlacementPlan,
+    PlanReport,
+    RuntimePlan,
+)
 from gemma_operator.api.reasons import RETRYABLE_REFUSALS, Reason
 from gemma_operator.api.resource import (
     API_VERSION,
@@ -51,6 +59,7 @@ __all__ = [
     "ConditionStatus",
     "EnvVar",
     "Family",
+    "ConcurrencyPlan",
     "FitsUpTo",
     "GemmaDeployment",
     "GemmaDeploymentSpec",

@@ -19,6 +19,16 @@ class RuntimePlan(ApiModel):
     )
     # A count, not a copy: status stays small however many extraArgs there are, and they are in the spec.
     extra_arg_count: int = Field(default=0, description="How many spec.serving.extraArgs follow args.")
+    version: str = Field(default="", description="The runtime release whose allocator rules sized the plan.")
+    prefill_chunk_tokens: int = Field(
+        default=0,
+        description="Tokens one forward pass takes, set on the runtime (vLLM --max-num-batched-tokens, "
+        "TGI --max-batch-prefill-tokens, llama.cpp -ub).",
+    )
+    decisions: list[str] = Field(
+        default_factory=list,
+        description="Why the plan chose what it did: the runtime (for auto), the prefill chunk, the rules' version.",
+    )
 
 
 class PlacementPlan(ApiModel):
@@ -27,6 +37,9 @@ class PlacementPlan(ApiModel):
     target: Target = Field(description="Kind of node: gpu, cpu or edge.")
     accelerator_class: str = Field(description="Accelerator class for GPU targets; empty otherwise.")
     gpus_per_replica: int = Field(description="GPUs (tensor-parallel degree) per replica; 0 off GPUs.")
+    cpus_per_replica: int = Field(
+        default=0, description="CPU cores a replica requests; llama.cpp's threads (-t, -tb) follow it."
+    )
     node_selector: dict[str, str] = Field(description="Node labels a replica's node must carry.")
     excluded_node_labels: list[str] = Field(
         default_factory=list, description="Label keys a replica's node must not carry."
@@ -65,6 +78,24 @@ class FitsUpTo(ApiModel):
     )
 
 
+class ConcurrencyPlan(ApiModel):
+    """Two concurrency figures at maxContextTokens, per replica, from the runtime's own accounting."""
+
+    guaranteed: float = Field(
+        description="Sequences of maxContextTokens the runtime admits at its worst-case charge, the figure it "
+        "logs (vLLM: 'Maximum concurrency for N tokens per request'). The plan fits when this is at least "
+        "maxConcurrentSequences."
+    )
+    steady_decode: int = Field(
+        description="Sequences whose decode working set fits: sliding-window layers at their window, global "
+        "layers at the whole context. Above guaranteed, a runtime preempts rather than fails."
+    )
+    cache_tokens: int = Field(
+        description="The KV cache's size in tokens as the runtime logs it (per GPU for vLLM, its max batch "
+        "total tokens for TGI, its cells for llama.cpp)."
+    )
+
+
 class PlanReport(ApiModel):
     """A plan for one GemmaDeployment."""
 
@@ -83,3 +114,6 @@ class PlanReport(ApiModel):
     memory: MemoryPlan | None = Field(default=None, description="Memory per replica; absent when it cannot be sized.")
     limits: LimitsPlan = Field(description="Configured request limits.")
     fits_up_to: FitsUpTo | None = Field(default=None, description="The most the hardware holds around the request.")
+    concurrency: ConcurrencyPlan | None = Field(
+        default=None, description="The runtime's own concurrency figures at maxContextTokens; absent when unsized."
+    )

@@ -113,6 +113,14 @@ def _frontier(request: Request, sizing: Sizing, per_device_gib: float) -> FitsUp
     return FitsUpTo(concurrent_sequences=most_sequences, context_tokens=low)
 
 
+# Host CPU a replica requests: per GPU on GPU nodes, in all on CPU and edge nodes.
+CPUS_PER_REPLICA = {Target.GPU: 4, Target.CPU: 4, Target.EDGE: 2}
+
+
+def cpus_per_replica(target: Target, devices: int) -> int:
+    return CPUS_PER_REPLICA[target] * (devices if target is Target.GPU else 1)
+
+
 def _gpu_placement(accelerator: AcceleratorClass) -> tuple[dict[str, str], list[Toleration]]:
     return (
         {GPU_PRODUCT_LABEL: accelerator.product},
@@ -143,6 +151,7 @@ def _placement(
         target=request.target,
         accelerator_class=accelerator.name if accelerator else "",
         gpus_per_replica=devices if request.target is Target.GPU else 0,
+        cpus_per_replica=cpus_per_replica(request.target, devices),
         node_selector={**selector, **spec.node_selector},
         excluded_node_labels=excluded,
         tolerations=tolerations + list(spec.tolerations),

@@ -20,8 +20,6 @@ SHARED_MEMORY_VOLUME: Final = "dshm"
 STARTUP_BASE_SECONDS = 600
 STARTUP_SECONDS_PER_WEIGHT_GIB = 30
 PROBE_PERIOD_SECONDS = 10
-# Host CPU a replica asks for: per GPU on GPU nodes, in all on CPU and edge nodes.
-CPU_REQUEST = {Target.GPU: 4, Target.CPU: 4, Target.EDGE: 2}
 # Host RAM a GPU replica asks for beyond its weights, which pass through host memory as they load.
 GPU_HOST_MEMORY_HEADROOM_GIB = 8
 # Images whose entrypoint is not the server itself get an explicit command.
@@ -103,8 +101,8 @@ def _resources(placement: PlacementPlan, memory: MemoryPlan) -> Manifest:
         gpus = placement.gpus_per_replica
         host_memory = math.ceil(memory.weights_gi_b) + GPU_HOST_MEMORY_HEADROOM_GIB
         return {
-            "requests": {"cpu": str(CPU_REQUEST[target] * gpus), "memory": f"{host_memory}Gi", GPU_RESOURCE: str(gpus)},
+            "requests": {"cpu": str(placement.cpus_per_replica), "memory": f"{host_memory}Gi", GPU_RESOURCE: str(gpus)},
             "limits": {GPU_RESOURCE: str(gpus)},
         }
     ram = f"{math.ceil(memory.required_gi_b)}Gi"
-    return {"requests": {"cpu": str(CPU_REQUEST[target]), "memory": ram}, "limits": {"memory": ram}}
+    return {"requests": {"cpu": str(placement.cpus_per_replica), "memory": ram}, "limits": {"memory": ram}}
