@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemma_operator.api import Family, Runtime, Target
+from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import lookup, runtimes, variants
 from gemma_operator.catalog.facts import Attention, Variant
 from gemma_operator.catalog.versions.tgi import (
@@ -21,6 +21,7 @@ from gemma_operator.catalog.versions.tgi import (
 )
 from gemma_operator.planning.allocators import tgi
 from gemma_operator.planning.allocators.base import Knobs
+from gemma_operator.planning.weights import weights
 
 MIB, GIB = 1 << 20, 1 << 30
 
@@ -37,7 +38,7 @@ GEMMA_3_27B = lookup(Family.GEMMA_3, "27b")
 
 
 def _bf16_weight_bytes(variant: Variant) -> int:
-    return int(variant.loaded_parameters * 2)
+    return int(weights(variant, Precision.BF16, Runtime.TGI).total_bytes)
 
 
 @st.composite
@@ -183,15 +184,16 @@ def test_every_layer_is_cached_at_full_length() -> None:
 def test_gemma_3_27b_at_32k_by_4_is_not_one_h100() -> None:
     """Issue 13: the planner put 32K x 4 on one H100; TGI's warmup leaves room for at most one sequence.
 
-    81559 MiB x 0.9 (--cuda-memory-fraction) x 0.9 (TGI_WIGGLE_ROOM) = 64.5 GiB, less 51.1 GiB of bf16 weights,
-    leaves 13.4 GiB of cache before any activation: 28426 tokens, under max_total_tokens, so TGI stops.
+    81559 MiB x 0.9 (--cuda-memory-fraction) x 0.9 (TGI_WIGGLE_ROOM) = 64.5 GiB, less the 53.7 GiB of bf16
+    weights TGI holds (the tied embeddings twice), leaves 10.8 GiB of cache before any activation: 22814
+    tokens, under max_total_tokens, so TGI stops.
     """
     h100, weights = 81559 * MIB, _bf16_weight_bytes(GEMMA_3_27B)
     knobs = Knobs(context_tokens=32768, sequences=4, prefill_chunk_tokens=32768)
     at_plan = tgi.account(
         GEMMA_3_27B.attention, knobs, tgi.pool_bytes(h100, weights, RULES, cuda_memory_fraction=0.9), RULES
     )
-    assert at_plan.cache_tokens == 28426
+    assert at_plan.cache_tokens == 22814
     assert at_plan.guaranteed == 0
     assert (
         tgi.refusal(knobs, at_plan.cache_tokens, False, RULES) == "Not enough memory to handle `max_total_tokens=32768`"
@@ -242,14 +244,14 @@ def test_published_a6000_run_prints_the_lines_the_model_prints() -> None:
 def test_published_a6000_cache_is_every_layer_at_full_length_on_half_the_heads(logged_tokens: int) -> None:
     """What the log's cache costs at TGI's per-token charge must fit what the GPU had after the weights.
 
-    Per shard: 49140 MiB x 1.0 x 0.9 = 43.2 GiB, less 25.5 GiB of weights, holds the logged 52125-52719 tokens at
-    248 KiB each (62 layers, 8 of 16 KV heads) with 5.2-5.3 GiB left for the CUDA context and the prefill's
-    activations. Were the heads not split, or only the global layers stored, the remainder would be negative
-    or over 15 GiB.
+    Per shard: 49140 MiB x 1.0 x 0.9 = 43.2 GiB, less 26.9 GiB of weights (half of what TGI holds, the tied
+    embeddings twice), holds the logged 52125-52719 tokens at 248 KiB each (62 layers, 8 of 16 KV heads) with
+    3.9-4.0 GiB left for the CUDA context and the prefill's activations. Were the heads not split, or only the
+    global layers stored, the remainder would be negative or over 15 GiB.
     """
     budget = tgi.pool_bytes(49140 * MIB, _bf16_weight_bytes(GEMMA_3_27B) // 2, RULES)
     cache = logged_tokens * tgi.bytes_per_token(GEMMA_3_27B.attention, 2, RULES)
-    assert 4 * GIB < budget - cache < 6 * GIB
+    assert 3 * GIB < budget - cache < 5 * GIB
 
 
 def test_a_vision_gemma_must_prefill_a_whole_prompt_at_once() -> None:

@@ -12,7 +12,8 @@ from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import default_accelerator_classes, lookup, runtimes
 from gemma_operator.planning import InventoryError, NodeInfo, inventory_from_node_list
 from gemma_operator.planning.choices import divides_heads
-from gemma_operator.planning.memory import naive_kv_cache_gib, overhead_gib, weights_gib
+from gemma_operator.planning.memory import naive_kv_cache_gib, overhead_gib
+from gemma_operator.planning.weights import weights
 
 from .builders import plan_for
 
@@ -33,7 +34,7 @@ def test_a_naive_kv_formula_would_need_two_h100s_for_31b() -> None:
     vllm = runtimes()[Runtime.VLLM]
     h100 = default_accelerator_classes().classes["h100"].memory_gib * vllm.memory_utilization
     naive = (
-        weights_gib(variant, Precision.BF16, vllm)
+        weights(variant, Precision.BF16, Runtime.VLLM).total_gib
         + naive_kv_cache_gib(variant.attention, 8192, 4)
         + overhead_gib(variant, vllm, Target.GPU, 8192, 1)
     )
@@ -46,7 +47,7 @@ def test_a_naive_kv_formula_would_need_two_h100s_for_31b() -> None:
 def test_api_md_example_numbers() -> None:
     report = plan_for(model={"variant": "31b"})
     assert report.memory is not None
-    assert report.memory.weights_gi_b == pytest.approx(58.2, abs=0.1)
+    assert report.memory.weights_gi_b == pytest.approx(58.5, abs=0.1)
     assert report.memory.available_gi_b == pytest.approx(71.7, abs=0.1)
     assert report.runtime is not None
     assert report.runtime.name is Runtime.VLLM
@@ -165,7 +166,7 @@ def test_does_not_fit_carries_the_numbers_and_advice() -> None:
     assert not report.fits
     (problem,) = report.problems
     assert "does not fit 1 x h100: it needs" in problem
-    assert "weights 58.2 GiB" in problem
+    assert "weights 58.5 GiB" in problem
     assert "offers 71.7 GiB at 90% utilisation" in problem
     assert "at most" not in problem or "sequences fit" in problem
     larger = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 131072})
@@ -177,7 +178,7 @@ def test_does_not_fit_carries_the_numbers_and_advice() -> None:
 def test_weights_too_large_for_the_class_say_so() -> None:
     report = plan_for(model={"variant": "31b"}, placement={"acceleratorClass": "l4", "gpusPerReplica": 1})
     assert not report.fits
-    assert "the weights alone need 58.2 GiB" in report.problems[0]
+    assert "the weights alone need 58.5 GiB" in report.problems[0]
     assert "gpusPerReplica 4 would fit" in report.problems[0]
 
 

@@ -207,7 +207,7 @@ def test_unbound_pods_leave_scheduling_pending() -> None:
 def test_planned_describes_the_plan_in_effect() -> None:
     # The example docs/troubleshooting.md gives for the default 31b spec.
     status = status_of(observed())
-    assert summary(status, "Planned") == (TRUE, "Planned", "vllm on 1 x h100: 66.6 of 71.7 GiB per replica")
+    assert summary(status, "Planned") == (TRUE, "Planned", "vllm on 1 x h100: 66.9 of 71.7 GiB per replica")
 
 
 def test_planned_off_gpus_names_the_target() -> None:

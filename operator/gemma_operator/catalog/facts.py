@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -28,17 +30,21 @@ class Attention(Fact):
     kv_shared_layers: int = Field(ge=0)
     last_layer_global: bool = False
 
-    def cache_owning_layers(self) -> tuple[int, int]:
-        """(sliding, global) counts of the layers that hold a KV cache of their own.
-
-        Layer i (1-based) is global when i is a multiple of globalEvery, or when it is the
-        last layer of a model whose last layer is global. The last kvSharedLayers layers
-        reuse an earlier layer's cache.
-        """
-        owners = range(1, self.layers - self.kv_shared_layers + 1)
+    def _count(self, layers: range) -> tuple[int, int]:
+        """(sliding, global) counts among `layers` (1-based): layer i is global when i is a multiple of
+        globalEvery, or when it is the last layer of a model whose last layer is global."""
         last = self.layers if self.last_layer_global else None
-        global_layers = sum(1 for i in owners if i % self.global_every == 0 or i == last)
-        return len(owners) - global_layers, global_layers
+        global_layers = sum(1 for i in layers if i % self.global_every == 0 or i == last)
+        return len(layers) - global_layers, global_layers
+
+    def cache_owning_layers(self) -> tuple[int, int]:
+        """(sliding, global) counts of the layers that hold a KV cache of their own: all but the last
+        kvSharedLayers, which reuse an earlier layer's cache."""
+        return self._count(range(1, self.layers - self.kv_shared_layers + 1))
+
+    def kv_shared_layer_counts(self) -> tuple[int, int]:
+        """(sliding, global) counts of the last kvSharedLayers layers."""
+        return self._count(range(self.layers - self.kv_shared_layers + 1, self.layers + 1))
 
     def head_counts(self) -> tuple[int, ...]:
         """Every head count a tensor-parallel degree must divide."""
@@ -55,14 +61,71 @@ class Experts(Fact):
     active: int = Field(gt=0)
 
 
+class TensorGroup(StrEnum):
+    """Tensors a runtime stores alike. models.yaml says what each holds; weight_storage.yaml how each is stored."""
+
+    TOKEN_EMBEDDINGS = "tokenEmbeddings"
+    PER_LAYER_EMBEDDINGS = "perLayerEmbeddings"
+    LINEAR = "linear"
+    EXPERTS = "experts"
+    OTHER = "other"
+    # The K/V projections the checkpoints ship for the KV-shared layers, which no forward pass reads.
+    KV_SHARED_PROJECTIONS = "kvSharedProjections"
+    # Not in the checkpoint: the V slot a runtime fills with a copy of K in K=V layers, and a second
+    # copy of the tied token embeddings kept as the LM head.
+    V_COPY = "vCopy"
+    TIED_HEAD_COPY = "tiedHeadCopy"
+    VISION_ATTENTION = "visionAttention"
+    VISION_MLP = "visionMlp"
+    VISION_OTHER = "visionOther"
+    AUDIO_LINEAR = "audioLinear"
+    AUDIO_OTHER = "audioOther"
+
+
+class LanguageTensors(Fact):
+    token_embeddings: int = Field(gt=0)
+    per_layer_embeddings: int = Field(default=0, ge=0)
+    linear: int = Field(gt=0)
+    experts: int = Field(default=0, ge=0)
+    other: int = Field(ge=0)
+
+
+class VisionEncoder(Fact):
+    attention: int = Field(gt=0)
+    mlp: int = Field(gt=0)
+    other: int = Field(ge=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+
+
+class AudioEncoder(Fact):
+    linear: int = Field(gt=0)
+    other: int = Field(ge=0)
+    hidden_size: int = Field(gt=0)
+
+
+class Encoders(Fact):
+    vision: VisionEncoder | None = None
+    audio: AudioEncoder | None = None
+
+    def tower_sizes(self, group: TensorGroup) -> tuple[int, ...]:
+        """The hidden (and intermediate) sizes of the tower that holds `group`: what a runtime checks before
+        quantising that tower."""
+        if group in (TensorGroup.VISION_ATTENTION, TensorGroup.VISION_MLP, TensorGroup.VISION_OTHER) and self.vision:
+            return (self.vision.hidden_size, self.vision.intermediate_size)
+        if group in (TensorGroup.AUDIO_LINEAR, TensorGroup.AUDIO_OTHER) and self.audio:
+            return (self.audio.hidden_size,)
+        return ()
+
+
 class Variant(Fact):
     family: Family
     name: str
     repositories: Repositories
     gguf: Repositories
-    parameters: float = Field(gt=0)
+    tensors: LanguageTensors
+    encoders: Encoders = Field(default_factory=Encoders)
     active_parameters: float | None = None
-    encoders: dict[str, float] = Field(default_factory=dict)
     hidden_size: int = Field(gt=0)
     vocab_size: int = Field(gt=0)
     max_context_tokens: int = Field(gt=0)
@@ -76,10 +139,48 @@ class Variant(Fact):
         """e.g. gemma-4 31b"""
         return f"{self.family.value} {self.name}"
 
+    def checkpoint_parameters(self) -> dict[TensorGroup, int]:
+        """Parameters per tensor group of the published checkpoint: language model and encoders."""
+        tensors, vision, audio = self.tensors, self.encoders.vision, self.encoders.audio
+        groups = {
+            TensorGroup.TOKEN_EMBEDDINGS: tensors.token_embeddings,
+            TensorGroup.PER_LAYER_EMBEDDINGS: tensors.per_layer_embeddings,
+            TensorGroup.LINEAR: tensors.linear,
+            TensorGroup.EXPERTS: tensors.experts,
+            TensorGroup.OTHER: tensors.other,
+            TensorGroup.KV_SHARED_PROJECTIONS: self._kv_shared_projections(),
+            TensorGroup.VISION_ATTENTION: vision.attention if vision else 0,
+            TensorGroup.VISION_MLP: vision.mlp if vision else 0,
+            TensorGroup.VISION_OTHER: vision.other if vision else 0,
+            TensorGroup.AUDIO_LINEAR: audio.linear if audio else 0,
+            TensorGroup.AUDIO_OTHER: audio.other if audio else 0,
+        }
+        return {group: count for group, count in groups.items() if count}
+
+    def derived_parameters(self) -> dict[TensorGroup, int]:
+        """Tensors some runtime builds beyond the checkpoint: the V copy of K=V layers, a second tied head."""
+        attention = self.attention
+        _, global_layers = attention.cache_owning_layers()
+        v_copy = global_layers * attention.global_.kv_heads * attention.global_.head_dim * self.hidden_size
+        groups = {
+            TensorGroup.V_COPY: v_copy if attention.global_k_equals_v else 0,
+            TensorGroup.TIED_HEAD_COPY: self.tensors.token_embeddings,
+        }
+        return {group: count for group, count in groups.items() if count}
+
+    def _kv_shared_projections(self) -> int:
+        attention = self.attention
+        sliding, global_ = attention.kv_shared_layer_counts()
+        global_projections = 1 if attention.global_k_equals_v else 2
+        return self.hidden_size * (
+            sliding * 2 * attention.sliding.kv_heads * attention.sliding.head_dim
+            + global_ * global_projections * attention.global_.kv_heads * attention.global_.head_dim
+        )
+
     @property
-    def loaded_parameters(self) -> float:
-        """Everything a runtime loads: the language model and its encoders."""
-        return self.parameters + sum(self.encoders.values())
+    def parameters(self) -> int:
+        """Every parameter of the published checkpoint, encoders included."""
+        return sum(self.checkpoint_parameters().values())
 
 
 class RuntimeImage(Fact):
@@ -115,7 +216,6 @@ class RuntimeFacts(Fact):
     allocates_shared_kv_twice: bool = Field(default=True, alias="allocatesSharedKVTwice")
     prefill_chunk_tokens: int | None = Field(default=None, gt=0)
     gguf_quant: dict[Precision, str] = Field(default_factory=dict)
-    weight_bits: dict[Precision, float] = Field(default_factory=dict)
     serves: dict[Family, tuple[Serves, ...]]
     unsupported_reason: dict[Family, str] = Field(default_factory=dict)
     metrics: MetricNames
@@ -148,3 +248,23 @@ class AcceleratorClasses(Fact):
     default_class: str
     classes: dict[str, AcceleratorClass]
     node_memory_mi_b: dict[Target, int] = Field(alias="nodeMemoryMiB")
+
+
+class ConditionalFormat(Fact):
+    """A tower's tensors stored in `format` only when all the tower's sizes are multiples of a number."""
+
+    format: str
+    when_tower_sizes_multiple_of: int = Field(gt=0)
+    otherwise: str
+
+    def resolve(self, tower_sizes: tuple[int, ...]) -> str:
+        divisible = all(size % self.when_tower_sizes_multiple_of == 0 for size in tower_sizes)
+        return self.format if divisible else self.otherwise
+
+
+class WeightStorage(Fact):
+    """weight_storage.yaml: per runtime, version, family and precision, the format of each group it holds."""
+
+    formats: dict[str, float]
+    default_versions: dict[Runtime, str]
+    runtimes: dict[Runtime, dict[str, dict[Family, dict[Precision, dict[TensorGroup, str | ConditionalFormat]]]]]

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gemma_operator.api import Family, InvalidSpec, Precision, Runtime
-from gemma_operator.catalog.facts import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant
+from gemma_operator.api import Family, InvalidSpec, Runtime
+from gemma_operator.catalog.facts import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, WeightStorage
 
 
 class CatalogError(ValueError):
@@ -75,8 +75,10 @@ def runtimes() -> Mapping[Runtime, RuntimeFacts]:
 
 
 @cache
-def precision_bits() -> Mapping[Precision, float]:
-    return {Precision(name): float(bits) for name, bits in _packaged("runtimes.yaml")["precisionBits"].items()}
+def weight_storage() -> WeightStorage:
+    """How each runtime version stores each tensor group (weight_storage.yaml; `fragments` only hold YAML anchors)."""
+    data = _packaged("weight_storage.yaml")
+    return WeightStorage.model_validate({key: data[key] for key in ("formats", "defaultVersions", "runtimes")})
 
 
 def parse_accelerator_classes(data: Any, source: str = "accelerator classes") -> AcceleratorClasses:

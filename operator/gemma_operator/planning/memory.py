@@ -1,4 +1,4 @@
-"""Memory a replica needs: weights, KV cache and runtime overhead, in GiB.
+"""Memory a replica needs: KV cache and runtime overhead, in GiB (weights: planning/weights.py).
 
 The KV cache is sized per layer type, as the runtimes allocate it:
 - sliding-window layers hold at most `window` tokens of each sequence;
@@ -11,8 +11,8 @@ The cache is kept in bf16 (2 bytes a value) on every runtime.
 
 from __future__ import annotations
 
-from gemma_operator.api import Precision, Target
-from gemma_operator.catalog import Attention, RuntimeFacts, Variant, precision_bits
+from gemma_operator.api import Target
+from gemma_operator.catalog import Attention, RuntimeFacts, Variant
 
 GIB = 1 << 30
 KV_BYTES_PER_VALUE = 2
@@ -27,12 +27,6 @@ KV_BYTES_PER_VALUE = 2
 GPU_FIXED_OVERHEAD_GIB = 1.5
 CPU_FIXED_OVERHEAD_GIB = 0.75
 ACTIVATION_BYTES_PER_HIDDEN_UNIT = 2 * 16
-
-
-def weights_gib(variant: Variant, precision: Precision, runtime: RuntimeFacts) -> float:
-    """Weights of the language model and its encoders at the runtime's real bits per weight."""
-    bits = runtime.weight_bits.get(precision, precision_bits()[precision])
-    return variant.loaded_parameters * bits / 8 / GIB
 
 
 def kv_bytes_per_sequence(attention: Attention, context_tokens: int, runtime: RuntimeFacts) -> int:

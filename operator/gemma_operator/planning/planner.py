@@ -34,6 +34,7 @@ from gemma_operator.planning.inventory import (
 )
 from gemma_operator.planning.launch import Launch, owned_flag, runtime_args
 from gemma_operator.planning.result import Plan, PlanResult, Refused
+from gemma_operator.planning.weights import weights
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Request:
     def size(self, devices: int, per_device_gib: float, context: int, sequences: int) -> Sizing:
         return Sizing(
             devices=devices,
-            weights=memory.weights_gib(self.variant, self.deployment.spec.model.precision, self.runtime),
+            weights=weights(self.variant, self.deployment.spec.model.precision, self.runtime.name).total_gib,
             kv_cache=memory.kv_cache_gib(self.variant.attention, context, sequences, self.runtime),
             overhead=memory.overhead_gib(self.variant, self.runtime, self.target, context, devices),
             available=devices * per_device_gib * self.memory_utilization,

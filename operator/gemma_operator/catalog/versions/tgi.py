@@ -165,4 +165,4 @@ def model_type(variant: Variant) -> str | None:
     """
     if variant.family is not Family.GEMMA_3:
         return None
-    return "gemma3" if "vision" in variant.encoders else "gemma3_text"
+    return "gemma3" if variant.encoders.vision is not None else "gemma3_text"
