@@ -23,6 +23,7 @@ from harness.simulator import ServingSim
 from harness.waiting import wait_for
 from inprocess import Harness
 from operator_process import OperatorProcess, install_crd, operator_env, stop_demo_operator
+from realruntime import llamaserver
 
 UP_LOG = ROOT / ".e2e" / "up.log"
 
@@ -163,3 +164,16 @@ def chaos_operator(chaos_plane: Plane, tmp_path: Path) -> Iterator[OperatorProce
     process.start()
     yield process
     process.stop()
+
+
+# --- the real llama-server (e2e/test_real_llamacpp*.py): Debian's build, fetched into .e2e/llamacpp ---
+
+
+@pytest.fixture(scope="session")
+def llama_root() -> Path:
+    try:
+        root = llamaserver.fetch()
+    except llamaserver.FetchFailed as error:
+        pytest.fail(f"the real llama-server is needed and could not be fetched: {error}")
+    print(f"\nllama.cpp used: {llamaserver.version(root)} ({(root / '.packages').read_text().splitlines()[-1]})")
+    return root

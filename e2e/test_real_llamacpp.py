@@ -50,16 +50,6 @@ def rendered_args(variant: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def llama_root() -> Path:
-    try:
-        root = llamaserver.fetch()
-    except llamaserver.FetchFailed as error:
-        pytest.fail(f"the real llama-server is needed and could not be fetched: {error}")
-    print(f"\nllama.cpp used: {llamaserver.version(root)} ({(root / '.packages').read_text().splitlines()[-1]})")
-    return root
-
-
-@pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gemma3(tmp_path_factory.mktemp("gguf") / "tiny-gemma3.gguf")
 
