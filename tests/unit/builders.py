@@ -35,7 +35,9 @@ def fitted(gd: GemmaDeployment) -> Plan:
     return result
 
 
-# A variant each kind of node holds at the default limits (in int4): the large ones on GPUs, small ones elsewhere.
+# A variant each kind of node holds at the default limits at MATRIX_PRECISION: the large ones on GPUs, small ones
+# elsewhere. fp8, because every runtime quantises to it itself (vLLM 0.33 has no bitsandbytes for int4).
+MATRIX_PRECISION = "fp8"
 MATRIX_VARIANTS = {
     (Family.GEMMA_4, Target.GPU): "31b",
     (Family.GEMMA_4, Target.CPU): "e2b",

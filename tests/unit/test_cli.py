@@ -56,8 +56,11 @@ def test_plan_json_for_the_four_examples() -> None:
             "extraArgCount",
             "version",
             "prefillChunkTokens",
+            "autoChoice",
             "decisions",
         }
+        assert set(p["concurrency"]) == {"guaranteed", "steadyDecode", "cacheTokens"}
+        assert p["concurrency"]["guaranteed"] >= p["limits"]["maxConcurrentSequences"]
         assert p["fits"] is True
         assert p["problems"] == []
     by_name = {p["name"]: p for p in plans}
@@ -214,8 +217,42 @@ def test_capacity_json() -> None:
     result = run("capacity", "-o", "json")
     assert result.returncode == 0
     rows = json.loads(result.stdout)
-    assert len(rows) == len(variants()) * len(Precision) * len(default_accelerator_classes().classes)
+    runtimes_per_family = {"gemma-4": 1, "gemma-3": 2}  # vLLM; TGI and vLLM
+    assert len(rows) == sum(runtimes_per_family[family] for family, _ in variants()) * len(Precision) * len(
+        default_accelerator_classes().classes
+    )
     h100_31b = next(r for r in rows if (r["variant"], r["precision"], r["acceleratorClass"]) == ("31b", "bf16", "h100"))
     assert [c["contextTokens"] for c in h100_31b["contexts"]] == [8192, 32768, 131072, 262144]
-    assert h100_31b["contexts"][0]["gpusPerReplica"] == 1
-    assert h100_31b["contexts"][0]["maxConcurrentSequences"] >= 4
+    at_8k = h100_31b["contexts"][0]
+    # One H100 holds two 8K sequences of 31B by vLLM 0.33.0's accounting, at its smallest chunk.
+    assert (at_8k["gpusPerReplica"], at_8k["maxConcurrentSequences"], at_8k["prefillChunkTokens"]) == (1, 2, 2496)
+    assert at_8k["steadyDecodeSequences"] > at_8k["maxConcurrentSequences"]
+    tgi_27b = next(r for r in rows if (r["variant"], r["runtime"], r["acceleratorClass"]) == ("27b", "tgi", "h100"))
+    vllm_27b = next(r for r in rows if (r["variant"], r["runtime"], r["acceleratorClass"]) == ("27b", "vllm", "h100"))
+    # TGI caches every layer at full length: at 32K it needs more GPUs for one sequence or holds fewer.
+    tgi_32k, vllm_32k = tgi_27b["contexts"][1], vllm_27b["contexts"][1]
+    assert (tgi_32k["gpusPerReplica"], -tgi_32k["maxConcurrentSequences"]) > (
+        vllm_32k["gpusPerReplica"],
+        -vllm_32k["maxConcurrentSequences"],
+    )
+
+
+def test_capacity_reproduces_a_published_vllm_log_line() -> None:
+    """vllm-project/vllm#39734: Gemma 4 31B bf16 on vLLM 0.19.1, max_model_len 262144, 34.2 GiB of KV cache memory,
+    logged "GPU KV cache size: 37,392 tokens" and "Maximum concurrency for 262,144 tokens per request: 1.53x"."""
+    result = run(
+        "capacity",
+        *("--runtime", "vllm", "--runtime-version", "0.19.1", "--variant", "31b", "--precision", "bf16"),
+        *("--kv-pool-gib", "34.2", "--max-model-len", "262144", "--max-num-batched-tokens", "2048", "-o", "json"),
+    )
+    assert result.returncode == 0, result.stderr
+    reproduced = json.loads(result.stdout)
+    assert reproduced["kvCacheTokens"] == pytest.approx(37392, rel=0.01)
+    assert round(reproduced["maxConcurrency"], 2) == 1.53
+    assert reproduced["logLines"][1] == "Maximum concurrency for 262,144 tokens per request: 1.53x"
+
+
+def test_capacity_for_a_runtime_needs_its_pool() -> None:
+    result = run("capacity", "--runtime", "vllm", "--variant", "31b")
+    assert result.returncode == 2
+    assert "capacity --runtime needs --kv-pool-gib" in result.stderr

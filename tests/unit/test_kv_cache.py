@@ -1,69 +1,70 @@
-"""KV cache sizing: reference/gemma4.md's worked 31B example, and properties that must always hold."""
+"""KV cache by the runtimes' own accounting: what always holds, and how far off the naive formula is."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemma_operator.api import Family, Runtime
-from gemma_operator.catalog import lookup, runtimes, variants
-from gemma_operator.planning.memory import kv_bytes_per_sequence, kv_cache_gib, naive_kv_cache_gib
+from gemma_operator.api import Family
+from gemma_operator.catalog import Attention, lookup, variants
+from gemma_operator.catalog.versions import llamacpp as llamacpp_versions
+from gemma_operator.catalog.versions import vllm as vllm_versions
+from gemma_operator.planning.allocators import Knobs, llamacpp, vllm
+from gemma_operator.planning.memory import naive_kv_cache_gib
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
-VLLM = runtimes()[Runtime.VLLM]
+VLLM = vllm_versions.rules(vllm_versions.PINNED)
+assert VLLM is not None
+LLAMACPP = llamacpp_versions.pinned_rules()
 ATTENTION_31B = lookup(Family.GEMMA_4, "31b").attention
 
 
-@pytest.mark.parametrize(
-    ("what", "context", "expected_bytes"),
-    [
-        # Sliding: 16 KV heads x 256 x 2 (K, V) x 2 bytes = 16 KiB per layer per token, 50 layers = 800 KiB per token.
-        ("sliding, one token", 1, 800 * KIB + 80 * KIB),
-        # ... capped at the 1024-token window: 800 MiB per sequence at most.
-        ("sliding cap reached", 1024, 800 * MIB + 80 * KIB * 1024),
-        # Global: 4 KV heads x 512 x 2 x 2 = 8 KiB per layer per token, 10 layers = 80 KiB per token:
-        ("32K context", 32768, 800 * MIB + int(2.5 * GIB)),  # 2.5 GiB of global cache at 32K
-        ("256K context", 262144, 800 * MIB + 20 * GIB),  # 20 GiB of global cache at 256K
-    ],
-)
-def test_worked_31b_example(what: str, context: int, expected_bytes: int) -> None:
-    assert kv_bytes_per_sequence(ATTENTION_31B, context, VLLM) == expected_bytes, what
+def test_the_31b_decode_working_set_is_the_window_plus_the_global_context() -> None:
+    """reference/gemma4.md: sliding layers 800 KiB a token up to the 1024-token window, global 80 KiB a token.
 
-
-def test_runtime_that_stores_k_equals_v_once_halves_the_global_cache() -> None:
-    single = VLLM.model_copy(update={"allocates_shared_kv_twice": False})
-    assert kv_bytes_per_sequence(ATTENTION_31B, 32768, single) == 800 * MIB + int(1.25 * GIB)
+    At 32K that is 800 MiB + 2.5 GiB a sequence; vLLM rounds each to whole blocks (one more for the window).
+    """
+    knobs = Knobs(context_tokens=32768, sequences=1, prefill_chunk_tokens=2048)
+    per_sequence = 800 * MIB + int(2.5 * GIB)
+    steady = vllm.account(ATTENTION_31B, knobs, 10 * per_sequence, VLLM).steady_decode
+    assert steady == 9  # not 10: the window's extra block and the pool's null block
 
 
 def test_shared_kv_layers_hold_nothing() -> None:
     e2b = lookup(Family.GEMMA_4, "e2b").attention
     unshared = e2b.model_copy(update={"kv_shared_layers": 0})
-    assert kv_bytes_per_sequence(e2b, 8192, VLLM) < kv_bytes_per_sequence(unshared, 8192, VLLM)
+    knobs = Knobs(context_tokens=8192, sequences=1, prefill_chunk_tokens=2048)
+    for charge in (
+        lambda attention: vllm.pool_bytes_for(attention, knobs, VLLM),
+        lambda attention: llamacpp.kv_cache_bytes(attention, knobs, LLAMACPP),
+    ):
+        assert charge(e2b) < charge(unshared)
 
 
 def test_naive_formula_overestimates_long_contexts_several_fold() -> None:
-    ours = kv_cache_gib(ATTENTION_31B, 131072, 1, VLLM)
-    assert naive_kv_cache_gib(ATTENTION_31B, 131072, 1) > 5 * ours
+    knobs = Knobs(context_tokens=131072, sequences=1, prefill_chunk_tokens=2048)
+    charged = vllm.pool_bytes_for(ATTENTION_31B, knobs, VLLM) / GIB
+    assert naive_kv_cache_gib(ATTENTION_31B, 131072, 1) > 5 * charged
 
 
 attentions = st.sampled_from([variant.attention for variant in variants().values()])
 contexts = st.integers(min_value=1, max_value=262144)
-sequences = st.integers(min_value=1, max_value=256)
+chunks = st.sampled_from([2048, 4096, 8192])
 
 
-@given(attentions, contexts, contexts, sequences)
-def test_kv_cache_grows_monotonically_with_context(attention, first: int, second: int, count: int) -> None:  # type: ignore[no-untyped-def]
-    low, high = sorted((first, second))
-    assert kv_cache_gib(attention, low, count, VLLM) <= kv_cache_gib(attention, high, count, VLLM)
+@given(attentions, contexts, chunks)
+def test_steady_decode_never_admits_fewer_than_the_worst_case(attention: Attention, context: int, chunk: int) -> None:
+    knobs = Knobs(context_tokens=context, sequences=1, prefill_chunk_tokens=chunk)
+    accounting = vllm.account(attention, knobs, 40 * GIB, VLLM)
+    assert accounting.steady_decode >= math.floor(accounting.guaranteed) - 1  # the null block
 
 
-@given(attentions, contexts, sequences, sequences)
-def test_kv_cache_grows_monotonically_with_concurrency(attention, context: int, first: int, second: int) -> None:  # type: ignore[no-untyped-def]
-    low, high = sorted((first, second))
-    assert kv_cache_gib(attention, context, low, VLLM) <= kv_cache_gib(attention, context, high, VLLM)
-
-
-@given(attentions, contexts, sequences)
-def test_never_more_than_the_naive_formula(attention, context: int, count: int) -> None:  # type: ignore[no-untyped-def]
-    assert kv_cache_gib(attention, context, count, VLLM) <= naive_kv_cache_gib(attention, context, count)
+@pytest.mark.parametrize("variant", [v for v in variants().values() if v.family is Family.GEMMA_4], ids=str)
+@given(context=st.integers(min_value=4096, max_value=262144))
+def test_vllm_never_charges_more_than_the_naive_formula(variant, context: int) -> None:  # type: ignore[no-untyped-def]
+    knobs = Knobs(context_tokens=min(context, variant.max_context_tokens), sequences=1, prefill_chunk_tokens=2048)
+    charged = vllm.pool_bytes_for(variant.attention, knobs, VLLM) / GIB
+    assert charged <= naive_kv_cache_gib(variant.attention, knobs.context_tokens, 1) * 1.01

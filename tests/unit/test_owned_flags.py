@@ -15,12 +15,13 @@ from gemma_operator.rendering import render
 from .builders import deployment, fitted
 
 VLLM = {"model": {"variant": "31b"}}
-TGI = {"model": {"family": "gemma-3", "variant": "27b"}}
+TGI = {"model": {"family": "gemma-3", "variant": "27b"}, "serving": {"runtime": "tgi"}}
 LLAMACPP = {"model": {"variant": "e4b", "precision": "int4"}, "placement": {"target": "edge"}}
 
 
 def refusal(spec: dict[str, object], extra_args: list[str]) -> Refused:
-    gd = deployment(**spec, serving={"extraArgs": extra_args})
+    serving = {**spec.get("serving", {}), "extraArgs": extra_args}  # type: ignore[dict-item]
+    gd = deployment(**{**spec, "serving": serving})
     result = plan(gd, default_accelerator_classes())
     assert isinstance(result, Refused), extra_args
     return result

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemma_operator.api import Family, Precision, Runtime, Target
+from gemma_operator.api import Family, PlanReport, Precision, Runtime, Target
 from gemma_operator.catalog import default_accelerator_classes, lookup, runtimes
 from gemma_operator.planning import InventoryError, NodeInfo, inventory_from_node_list
 from gemma_operator.planning.choices import divides_heads
@@ -18,40 +18,98 @@ from gemma_operator.planning.weights import weights
 from .builders import plan_for
 
 
-@pytest.mark.parametrize("variant", ["31b", "26b-a4b"])
-def test_launch_claim_bf16_fits_one_h100_at_defaults(variant: str) -> None:
-    report = plan_for(model={"variant": variant})
-    assert report.fits, report.problems
+def one_h100(report: PlanReport) -> bool:
     assert report.placement is not None
     assert report.memory is not None
-    assert report.placement.gpus_per_replica == 1
-    assert report.placement.accelerator_class == "h100"
-    assert report.memory.required_gi_b <= report.memory.available_gi_b
+    return report.fits and report.placement.gpus_per_replica == 1 and report.placement.accelerator_class == "h100"
 
 
-def test_a_naive_kv_formula_would_need_two_h100s_for_31b() -> None:
+def test_launch_claim_26b_bf16_fits_one_h100_at_defaults() -> None:
+    assert one_h100(plan_for(model={"variant": "26b-a4b"}))
+
+
+def test_launch_claim_31b_bf16_holds_on_one_h100_only_at_two_sequences_and_the_smallest_chunk() -> None:
+    """vLLM 0.33.0 charges each 8K sequence of 31B ~5 GiB at its smallest chunk, 2496 (a whole video item for
+    Gemma 4; sliding layers hold window + 2 chunks in flight): one H100 leaves ~11 GiB, two sequences, not four."""
+    two = plan_for(model={"variant": "31b"}, serving={"maxConcurrentSequences": 2})
+    assert one_h100(two)
+    assert two.runtime is not None
+    assert two.runtime.prefill_chunk_tokens == 2496
+    assert two.concurrency is not None
+    assert 2 <= two.concurrency.guaranteed < 3
+    four = plan_for(model={"variant": "31b"})
+    assert four.placement is not None
+    assert four.placement.gpus_per_replica == 2
+
+
+def test_the_chunk_below_the_default_is_chosen_and_explained() -> None:
+    report = plan_for(model={"variant": "31b"}, serving={"maxConcurrentSequences": 2})
+    assert report.runtime is not None
+    args = report.runtime.args
+    assert args[args.index("--max-num-batched-tokens") + 1] == "2496"
+    (chunk, *_) = report.runtime.decisions
+    assert chunk.startswith("--max-num-batched-tokens 2496, below vllm 0.33.0's default of 8192")
+    assert "fewer than the 2 asked for" in chunk
+
+
+def test_a_naive_kv_formula_would_need_more_h100s_than_the_runtimes_accounting() -> None:
     variant = lookup(Family.GEMMA_4, "31b")
     vllm = runtimes()[Runtime.VLLM]
     h100 = default_accelerator_classes().classes["h100"].memory_gib * vllm.memory_utilization
     naive = (
         weights(variant, Precision.BF16, Runtime.VLLM).total_gib
-        + naive_kv_cache_gib(variant.attention, 8192, 4)
-        + overhead_gib(variant, vllm, Target.GPU, 8192, 1)
+        + naive_kv_cache_gib(variant.attention, 32768, 1)
+        + overhead_gib(variant, Target.GPU, 2496, 1)
     )
     assert naive > h100  # one GPU would not do under the naive formula ...
-    report = plan_for(model={"variant": "31b"})
-    assert report.placement is not None
-    assert report.placement.gpus_per_replica == 1  # ... but it does under ours.
+    long_one = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 32768, "maxConcurrentSequences": 1})
+    assert one_h100(long_one)  # ... but it does under vLLM's own.
+
+
+def test_an_older_image_is_planned_with_its_own_release_and_an_unknown_one_says_so() -> None:
+    older = plan_for(model={"variant": "31b"}, serving={"image": "vllm/vllm-openai:v0.19.1"})
+    assert older.runtime is not None
+    assert older.runtime.version == "0.19.1"
+    assert older.runtime.image == "vllm/vllm-openai:v0.19.1"
+    unknown = plan_for(model={"variant": "31b"}, serving={"image": "registry.example/vllm:nightly"})
+    assert unknown.runtime is not None
+    assert unknown.runtime.version == "0.33.0"
+    assert any("names no release the catalog knows" in decision for decision in unknown.runtime.decisions)
+
+
+def test_int4_is_refused_where_the_pinned_vllm_cannot_load_it() -> None:
+    bnb = plan_for(model={"variant": "26b-a4b", "precision": "int4"})
+    assert not bnb.fits
+    assert "vLLM 0.33.0 has no bitsandbytes quantisation" in bnb.problems[0]
+    assert "use precision fp8, or set model.repository" in bnb.problems[0]
+    moe = plan_for(model={"variant": "26b-a4b", "precision": "int4"}, serving={"image": "vllm/vllm-openai:v0.19.1"})
+    assert "expert mapping" in moe.problems[0]
+    dense = plan_for(model={"variant": "31b", "precision": "int4"}, serving={"image": "vllm/vllm-openai:v0.19.1"})
+    assert dense.fits
+    prequantised = plan_for(model={"variant": "26b-a4b", "precision": "int4", "repository": "org/gemma-4-26b-w4a16"})
+    assert prequantised.fits
+    assert prequantised.runtime is not None
+    assert "--quantization" not in prequantised.runtime.args
+
+
+def test_tgi_is_not_planned_onto_one_h100_for_gemma_3_27b_at_32k_by_4() -> None:
+    """Issue 13: TGI caches every layer at full length, so four 32K sequences of 27B need 62 GiB of cache."""
+    spec = {"model": {"family": "gemma-3", "variant": "27b"}, "serving": {"runtime": "tgi", "maxContextTokens": 32768}}
+    one = plan_for(**spec, placement={"gpusPerReplica": 1})
+    assert not one.fits
+    assert "Not enough memory to handle `max_total_tokens=32768`" in one.problems[0]
+    assert plan_for(**spec).placement.gpus_per_replica > 1  # type: ignore[union-attr]
 
 
 def test_api_md_example_numbers() -> None:
-    report = plan_for(model={"variant": "31b"})
+    # API.md's example plan is 31B on one H100; by vLLM 0.33.0's own accounting it holds two sequences there.
+    report = plan_for(model={"variant": "31b"}, serving={"maxConcurrentSequences": 2})
     assert report.memory is not None
     assert report.memory.weights_gi_b == pytest.approx(58.5, abs=0.1)
     assert report.memory.available_gi_b == pytest.approx(71.7, abs=0.1)
     assert report.runtime is not None
     assert report.runtime.name is Runtime.VLLM
-    assert report.runtime.image == "vllm/vllm-openai:v0.19.1"
+    assert report.runtime.image == "vllm/vllm-openai:v0.33.0"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +119,8 @@ def test_api_md_example_numbers() -> None:
         ({"model": {"variant": "26b-a4b"}}, Target.GPU, Runtime.VLLM, "h100"),
         ({"model": {"variant": "e2b"}}, Target.CPU, Runtime.LLAMACPP, ""),
         ({"model": {"variant": "e4b"}}, Target.CPU, Runtime.LLAMACPP, ""),
-        ({"model": {"family": "gemma-3", "variant": "27b"}}, Target.GPU, Runtime.TGI, "h100"),
+        # Auto keeps TGI where it fits on as few GPUs as vLLM, takes vLLM where TGI needs more.
+        ({"model": {"family": "gemma-3", "variant": "27b"}}, Target.GPU, Runtime.VLLM, "h100"),
         ({"model": {"family": "gemma-3", "variant": "12b"}}, Target.GPU, Runtime.TGI, "h100"),
         ({"model": {"family": "gemma-3", "variant": "1b"}}, Target.CPU, Runtime.LLAMACPP, ""),
         ({"model": {"family": "gemma-3", "variant": "4b"}}, Target.CPU, Runtime.LLAMACPP, ""),
@@ -165,9 +224,10 @@ def test_does_not_fit_carries_the_numbers_and_advice() -> None:
     report = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 131072}, placement={"gpusPerReplica": 1})
     assert not report.fits
     (problem,) = report.problems
-    assert "does not fit 1 x h100: it needs" in problem
+    assert "does not fit 1 x h100: 4 sequences of 131072 tokens need" in problem
     assert "weights 58.5 GiB" in problem
-    assert "offers 71.7 GiB at 90% utilisation" in problem
+    assert "offers 71.7 GiB" in problem
+    assert "vllm admits 0.78 of them" in problem
     assert "at most" not in problem or "sequences fit" in problem
     larger = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 131072})
     assert larger.fits
@@ -176,19 +236,29 @@ def test_does_not_fit_carries_the_numbers_and_advice() -> None:
 
 
 def test_weights_too_large_for_the_class_say_so() -> None:
-    report = plan_for(model={"variant": "31b"}, placement={"acceleratorClass": "l4", "gpusPerReplica": 1})
+    report = plan_for(
+        model={"variant": "31b"},
+        serving={"maxConcurrentSequences": 2},
+        placement={"acceleratorClass": "l4", "gpusPerReplica": 1},
+    )
     assert not report.fits
     assert "the weights alone need 58.5 GiB" in report.problems[0]
     assert "gpusPerReplica 4 would fit" in report.problems[0]
 
 
 def test_context_and_concurrency_frontier() -> None:
-    report = plan_for(model={"variant": "31b"})
+    report = plan_for(model={"variant": "26b-a4b"})
     assert report.fits_up_to is not None
     assert report.fits_up_to.concurrent_sequences >= 4
     assert report.fits_up_to.context_tokens >= 8192
+    at_most = plan_for(
+        model={"variant": "26b-a4b"},
+        serving={"maxConcurrentSequences": report.fits_up_to.concurrent_sequences},
+        placement={"gpusPerReplica": 1},
+    )
+    assert at_most.fits
     over = plan_for(
-        model={"variant": "31b"},
+        model={"variant": "26b-a4b"},
         serving={"maxConcurrentSequences": report.fits_up_to.concurrent_sequences + 1},
         placement={"gpusPerReplica": 1},
     )

@@ -15,7 +15,7 @@ from gemma_operator.api import Family, InvalidSpec, Runtime, Target
 from gemma_operator.catalog import runtimes
 from gemma_operator.rendering import render
 
-from .builders import MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
+from .builders import MATRIX_PRECISION, MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
 
 # Restricted, "Volume Types": only these volume sources.
 RESTRICTED_VOLUME_SOURCES = {
@@ -129,7 +129,7 @@ def test_every_serving_pod_meets_the_restricted_profile(
     runtime: Runtime, family: Family, target: Target, cache: dict[str, str] | None
 ) -> None:
     pod = serving_pod(
-        model={"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": "int4"},
+        model={"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": MATRIX_PRECISION},
         serving={"runtime": runtime.value, **({"cache": cache} if cache else {})},
         placement={"target": target.value},
     )
@@ -141,7 +141,7 @@ def test_every_serving_pod_meets_the_restricted_profile(
 def test_the_runtimes_run_as_a_numeric_non_root_user_with_a_writable_home() -> None:
     for runtime, family, target in SERVED:
         pod = serving_pod(
-            model={"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": "int4"},
+            model={"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": MATRIX_PRECISION},
             serving={"runtime": runtime.value},
             placement={"target": target.value},
         )

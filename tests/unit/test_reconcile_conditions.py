@@ -207,12 +207,24 @@ def test_unbound_pods_leave_scheduling_pending() -> None:
 def test_planned_describes_the_plan_in_effect() -> None:
     # The example docs/troubleshooting.md gives for the default 31b spec.
     status = status_of(observed())
-    assert summary(status, "Planned") == (TRUE, "Planned", "vllm on 1 x h100: 66.9 of 71.7 GiB per replica")
+    assert summary(status, "Planned") == (
+        TRUE,
+        "Planned",
+        "vllm 0.33.0 on 2 x h100: 91.6 of 143.4 GiB per replica; admits 11.51 sequences at maxContextTokens by "
+        "its own accounting, 55 in steady decode",
+    )
+
+
+def test_planned_says_why_runtime_auto_chose_as_it_did() -> None:
+    gemma3 = fitted(deployment(model={"family": "gemma-3", "variant": "27b"}))
+    message = summary(status_of(observed(plan=gemma3)), "Planned")[2]
+    assert message.startswith("vllm 0.33.0 on 1 x h100")
+    assert message.endswith("runtime auto: vllm, because tgi needs 2 GPUs per replica where vllm needs 1")
 
 
 def test_planned_off_gpus_names_the_target() -> None:
     status = status_of(observed(plan=fitted(deployment(model={"variant": "e2b"}))))
-    assert summary(status, "Planned")[2].startswith("llamacpp on cpu: ")
+    assert summary(status, "Planned")[2].startswith("llamacpp b11243 on cpu: ")
 
 
 def test_planned_for_a_refused_plan_carries_its_problems() -> None:

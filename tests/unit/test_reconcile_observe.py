@@ -23,7 +23,8 @@ from gemma_operator.reconcile.observe import (
 
 from .builders import deployment, fitted
 
-GPU_PLAN = fitted(deployment())  # 31b: one H100 per replica
+# 31b at 8K x 2: one H100 per replica.
+GPU_PLAN = fitted(deployment(serving={"maxConcurrentSequences": 2}))
 TWO_GPU_PLAN = fitted(deployment(placement={"gpusPerReplica": 2}))
 CPU_PLAN = fitted(deployment(model={"variant": "e2b"}))
 SCHEDULER = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."

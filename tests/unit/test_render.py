@@ -12,16 +12,23 @@ from gemma_operator.catalog import default_accelerator_classes, runtimes
 from gemma_operator.planning import Refused, plan
 from gemma_operator.rendering import cache_claim_name, child_name, endpoint, label_value, render
 
-from .builders import MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
+from .builders import MATRIX_PRECISION, MATRIX_VARIANTS, SERVED, SERVED_IDS, deployment, fitted
 
 KUBERNETES_VERSION = "1.36.0"
 SCENARIOS: dict[str, dict[str, Any]] = {
-    "31b-h100": {"model": {"variant": "31b", "tokenSecretRef": {"name": "hf", "key": "tok"}}},
+    # 31B bf16 holds two sequences of 8K on one H100 by vLLM's own accounting (four need two GPUs).
+    "31b-h100": {
+        "model": {"variant": "31b", "tokenSecretRef": {"name": "hf", "key": "tok"}},
+        "serving": {"maxConcurrentSequences": 2},
+    },
     "31b-tp2-replicas": {"model": {"variant": "31b"}, "serving": {"maxContextTokens": 131072}, "replicas": 3},
     "26b-monitored": {"model": {"variant": "26b-a4b"}, "monitoring": {"serviceMonitor": True}},
     "e2b-cpu": {"model": {"variant": "e2b"}, "placement": {"target": "cpu"}},
     "e4b-edge": {"model": {"variant": "e4b", "precision": "int4"}, "placement": {"target": "edge"}},
-    "gemma3-tgi": {"model": {"family": "gemma-3", "variant": "27b", "tokenSecretRef": {"name": "hf"}}},
+    "gemma3-tgi": {
+        "model": {"family": "gemma-3", "variant": "27b", "tokenSecretRef": {"name": "hf"}},
+        "serving": {"runtime": "tgi"},
+    },
     "gemma3-tgi-cpu": {
         "model": {"family": "gemma-3", "variant": "4b"},
         "serving": {"runtime": "tgi"},
@@ -211,7 +218,7 @@ def test_a_refused_spec_has_no_plan_to_render() -> None:
 @pytest.mark.parametrize(("runtime", "family", "target"), SERVED, ids=SERVED_IDS)
 def test_every_served_combination_renders_a_valid_workload(runtime: Runtime, family: Family, target: Target) -> None:
     spec = {
-        "model": {"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": "int4"},
+        "model": {"family": family.value, "variant": MATRIX_VARIANTS[(family, target)], "precision": MATRIX_PRECISION},
         "serving": {"runtime": runtime.value},
         "placement": {"target": target.value},
     }

@@ -10,7 +10,7 @@ from gemma_operator.api import Family, Runtime, Target
 from gemma_operator.catalog import runtimes
 from gemma_operator.cli.tables import markdown
 
-from .builders import MATRIX_VARIANTS, plan_for
+from .builders import MATRIX_PRECISION, MATRIX_VARIANTS, plan_for
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "runtimes.md"
 REFUSED = [
@@ -34,7 +34,7 @@ def test_a_runtime_that_cannot_serve_is_refused_naming_both_and_the_way_out(
 ) -> None:
     variant = MATRIX_VARIANTS[(family, target)]
     report = plan_for(
-        model={"family": family.value, "variant": variant, "precision": "int4"},
+        model={"family": family.value, "variant": variant, "precision": MATRIX_PRECISION},
         serving={"runtime": runtime.value},
         placement={"target": target.value},
     )

@@ -106,6 +106,8 @@ def test_a_lower_precision_never_stores_more(runtime_version: tuple[Runtime, str
     breakdowns = [weights(variant, precision, runtime, version) for precision in loaded]
     for higher, lower in itertools.pairwise(breakdowns):
         assert lower.total_bytes <= higher.total_bytes
+        if any(group.format == "w4a16g128" for group in lower.groups):
+            continue  # a pre-quantised checkpoint ships its towers as they were made, unquantised
         for group in TensorGroup:
             assert lower.bytes_of(group) <= higher.bytes_of(group)
 
@@ -203,8 +205,6 @@ def test_nf4_stores_absmax_per_64_weights() -> None:
 
 
 def test_a_precision_a_version_cannot_load_is_refused() -> None:
-    with pytest.raises(StorageUnknown, match=re.escape("vllm 0.33.0 does not load gemma-4 at int4")):
-        weights(lookup(Family.GEMMA_4, "31b"), Precision.INT4, Runtime.VLLM, "0.33.0")
     with pytest.raises(StorageUnknown, match=re.escape("tgi 3.3.7 does not load gemma-4")):
         weights(lookup(Family.GEMMA_4, "31b"), Precision.BF16, Runtime.TGI)
 
@@ -212,9 +212,18 @@ def test_a_precision_a_version_cannot_load_is_refused() -> None:
 def test_an_unknown_version_takes_the_pinned_rules_and_says_so() -> None:
     variant = lookup(Family.GEMMA_4, "e4b")
     unknown = weights(variant, Precision.BF16, Runtime.VLLM, "0.25.0")
-    assert (unknown.version, unknown.version_known) == ("0.19.1", False)
+    assert (unknown.version, unknown.version_known) == ("0.33.0", False)
     assert unknown.total_bytes == weights(variant, Precision.BF16, Runtime.VLLM).total_bytes
-    assert weights(variant, Precision.BF16, Runtime.VLLM, "0.33.0").version_known
+    assert weights(variant, Precision.BF16, Runtime.VLLM, "0.19.1").version_known
+
+
+def test_int4_on_vllm_0_33_is_a_prequantised_checkpoint() -> None:
+    """0.33.0 has no bitsandbytes: int4 weights are a W4A16 checkpoint's, embeddings and towers as shipped."""
+    stored = weights(lookup(Family.GEMMA_4, "31b"), Precision.INT4, Runtime.VLLM, "0.33.0")
+    formats = {group.group: group.format for group in stored.groups}
+    assert formats[TensorGroup.LINEAR] == "w4a16g128"
+    assert formats[TensorGroup.TOKEN_EMBEDDINGS] == "bf16"
+    assert formats[TensorGroup.VISION_ATTENTION] == "bf16"
 
 
 def test_a_conditional_format_needs_every_tower_size_divisible() -> None:

@@ -25,9 +25,13 @@ class RuntimePlan(ApiModel):
         description="Tokens one forward pass takes, set on the runtime (vLLM --max-num-batched-tokens, "
         "TGI --max-batch-prefill-tokens, llama.cpp -ub).",
     )
+    auto_choice: str = Field(
+        default="", description="Why runtime auto chose this runtime; empty when spec.serving.runtime names it."
+    )
     decisions: list[str] = Field(
         default_factory=list,
-        description="Why the plan chose what it did: the runtime (for auto), the prefill chunk, the rules' version.",
+        description="Why the plan set what it did: the prefill chunk, and the rules' release where the image's "
+        "is not catalogued.",
     )
 
 

@@ -213,6 +213,10 @@ class ServingSecurityContext(ApiModel):
         return self
 
 
+# vLLM's own default --max-num-seqs on the largest GPUs (vllm/engine/arg_utils.py get_batch_defaults).
+MAX_CONCURRENT_SEQUENCES = 1024
+
+
 class ServingSpec(ApiModel):
     """How the model is served."""
 
@@ -233,7 +237,7 @@ class ServingSpec(ApiModel):
         description="Tokens per request, input plus output.",
     )
     max_concurrent_sequences: int = Field(
-        default=4, ge=1, le=1024, description="Sequences the KV cache holds at maxContextTokens."
+        default=4, ge=1, le=MAX_CONCURRENT_SEQUENCES, description="Sequences the KV cache holds at maxContextTokens."
     )
     extra_args: list[Annotated[str, StringConstraints(max_length=MAX_ARG_LENGTH)]] = Field(
         default_factory=list, max_length=MAX_EXTRA_ARGS, description="Arguments appended to the runtime's arguments."

@@ -213,16 +213,10 @@ class RuntimeFacts(Fact):
     memory_utilization: float = Field(gt=0, le=1)
     # Whether the runtime can load a model at a given revision (llama.cpp's -hf has no revision).
     pins_revision: bool = True
-    allocates_shared_kv_twice: bool = Field(default=True, alias="allocatesSharedKVTwice")
-    prefill_chunk_tokens: int | None = Field(default=None, gt=0)
     gguf_quant: dict[Precision, str] = Field(default_factory=dict)
     serves: dict[Family, tuple[Serves, ...]]
     unsupported_reason: dict[Family, str] = Field(default_factory=dict)
     metrics: MetricNames
-
-    def prefill_tokens(self, context_tokens: int) -> int:
-        """Tokens one forward pass holds activations for: a chunk, or the whole prompt."""
-        return min(context_tokens, self.prefill_chunk_tokens or context_tokens)
 
     def can_serve(self, family: Family, hardware: Target) -> bool:
         return any(entry.hardware == hardware for entry in self.serves.get(family, ()))

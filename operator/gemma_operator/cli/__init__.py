@@ -6,13 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from gemma_operator.api import Family, Precision, Runtime
 from gemma_operator.cli import commands, simulate
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gemma-operator", description="Run Google's Gemma models on Kubernetes.")
     sub = top.add_subparsers(dest="command", required=True)
-    classes_help = "accelerator classes YAML (default: the built-in h100, h200, a100-80gb, a100-40gb, l4)"
+    classes_help = (
+        "accelerator classes YAML (default: the built-in ones, operator/gemma_operator/catalog/accelerators.yaml)"
+    )
 
     plan = sub.add_parser("plan", help="plan GemmaDeployments without a cluster")
     plan.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -29,9 +32,35 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("crd", help="print the GemmaDeployment CustomResourceDefinition")
 
-    capacity = sub.add_parser("capacity", help="what fits: sequences per replica at 8K to 256K context")
+    capacity = sub.add_parser(
+        "capacity",
+        help="what fits: sequences per replica at 8K to 256K context; with --runtime, a runtime's own KV cache "
+        "figures for a pool (what it logs)",
+    )
     capacity.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
     capacity.add_argument("-o", "--output", choices=["table", "json", "markdown"], default="table")
+    reproduce = capacity.add_argument_group(
+        "a runtime's log from its inputs (the runtime's own option names work too)",
+    )
+    reproduce.add_argument("--runtime", choices=[runtime.value for runtime in Runtime])
+    reproduce.add_argument("--runtime-version", metavar="VERSION", help="e.g. 0.19.1, 3.3.7, b11243 (default: pinned)")
+    reproduce.add_argument("--family", choices=[family.value for family in Family], default=Family.GEMMA_4.value)
+    reproduce.add_argument("--variant")
+    reproduce.add_argument(
+        "--precision",
+        choices=[precision.value for precision in Precision],
+        default="bf16",
+        help="the weights' precision; the cache is bf16 whatever it is, so the figures do not change",
+    )
+    reproduce.add_argument(
+        "--kv-pool-gib", type=float, metavar="GIB", help='the cache pool per GPU (vLLM: "Available KV cache memory")'
+    )
+    reproduce.add_argument("--max-model-len", "--max-total-tokens", "--ctx-per-slot", type=int, default=8192)
+    reproduce.add_argument("--max-num-seqs", "--parallel", type=int, default=1)
+    reproduce.add_argument(
+        "--max-num-batched-tokens", "--max-batch-prefill-tokens", "--ubatch-size", type=int, default=2048
+    )
+    reproduce.add_argument("--tensor-parallel-size", "--num-shard", type=int, default=1)
 
     # No defaults here: an option not given is left out, and reconcile.run.Options, their one source, fills it
     # in (commands.run_options). Reading them from Options here would load kopf for every command.
@@ -68,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             return simulate.simulate_command(args)
         if args.command == "run":
             return commands.run_command(args)
-        return commands.capacity_command(args.accelerator_classes, args.output)
+        return commands.capacity_command(args)
     except commands.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return commands.BAD_INPUT

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
-from gemma_operator.api import GemmaDeployment, PlanReport
+from gemma_operator.api import Family, GemmaDeployment, InvalidSpec, PlanReport, Runtime
 from gemma_operator.api.crd import build_crd
 from gemma_operator.catalog import (
     AcceleratorClasses,
@@ -32,7 +32,8 @@ from gemma_operator.planning import (
     plan,
     plan_report,
 )
-from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, Row, frontier
+from gemma_operator.planning.allocators import Knobs
+from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, Reproduction, Row, frontier, reproduce
 from gemma_operator.rendering import render
 
 if TYPE_CHECKING:
@@ -180,8 +181,11 @@ def crd_command(out: TextIO = sys.stdout) -> int:
 
 
 def frontier_cells(row: Row) -> list[str]:
-    """A frontier row's cells as the tables show them: sequences on GPUs, or `-` where nothing fits."""
-    return ["-" if cell.sequences is None else f"{cell.sequences} on {cell.gpus}" for cell in row.cells]
+    """A frontier row's cells as the tables show them: `guaranteed (steady decode) on GPUs`, or `-` for no fit."""
+    return [
+        "-" if cell.sequences is None else f"{cell.sequences} ({cell.steady_decode}) on {cell.gpus}"
+        for cell in row.cells
+    ]
 
 
 def capacity_text(classes: AcceleratorClasses, output: str) -> str:
@@ -194,12 +198,15 @@ def capacity_text(classes: AcceleratorClasses, output: str) -> str:
                         "family": row.family,
                         "variant": row.variant,
                         "precision": row.precision.value,
+                        "runtime": row.runtime.value,
                         "acceleratorClass": row.accelerator,
                         "contexts": [
                             {
                                 "contextTokens": cell.context_tokens,
                                 "maxConcurrentSequences": cell.sequences,
+                                "steadyDecodeSequences": cell.steady_decode,
                                 "gpusPerReplica": cell.gpus,
+                                "prefillChunkTokens": cell.prefill_chunk_tokens,
                             }
                             for cell in row.cells
                         ],
@@ -210,17 +217,45 @@ def capacity_text(classes: AcceleratorClasses, output: str) -> str:
             )
             + "\n"
         )
-    header = ["MODEL", "PRECISION", "ACCELERATOR", *(f"{context // 1024}K" for context in FRONTIER_CONTEXTS)]
+    header = ["MODEL", "PRECISION", "RUNTIME", "ACCELERATOR", *(f"{context // 1024}K" for context in FRONTIER_CONTEXTS)]
     body = [
-        [
-            f"{row.family} {row.variant}",
-            row.precision.value,
-            row.accelerator,
-            *frontier_cells(row),
-        ]
+        [f"{row.family} {row.variant}", row.precision.value, row.runtime.value, row.accelerator, *frontier_cells(row)]
         for row in rows
     ]
     return (markdown(header, body) if output == "markdown" else table(header, body)) + "\n"
+
+
+def reproduction_text(reproduction: Reproduction, knobs: Knobs, output: str) -> str:
+    accounting = reproduction.accounting
+    if output == "json":
+        return (
+            json.dumps(
+                {
+                    "runtime": reproduction.runtime.value,
+                    "version": reproduction.version,
+                    "versionKnown": reproduction.version_known,
+                    "maxModelLen": knobs.context_tokens,
+                    "maxNumBatchedTokens": knobs.prefill_chunk_tokens,
+                    "tensorParallelSize": knobs.tensor_parallel,
+                    "kvCacheTokens": accounting.cache_tokens,
+                    "maxConcurrency": round(accounting.guaranteed, 4),
+                    "steadyDecodeSequences": accounting.steady_decode,
+                    "bytesPerSequence": accounting.bytes_per_sequence,
+                    "logLines": list(reproduction.log_lines),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    lines = [
+        f"{reproduction.runtime.value} {reproduction.version}"
+        + ("" if reproduction.version_known else " (release not catalogued: the pinned release's rules)"),
+        f"KV cache tokens: {accounting.cache_tokens}",
+        f"max concurrency at {knobs.context_tokens} tokens: {accounting.guaranteed:.2f}",
+        f"sequences in steady decode: {accounting.steady_decode}",
+        *reproduction.log_lines,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def accelerator_classes_path(path: Path | None) -> Path | None:
@@ -261,6 +296,27 @@ def run_command(args: argparse.Namespace) -> int:
     return OK
 
 
-def capacity_command(classes_file: Path | None, output: str, out: TextIO = sys.stdout) -> int:
-    out.write(capacity_text(accelerator_classes(classes_file), output))
+def capacity_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """The frontier, or with --runtime and --kv-pool-gib the runtime's own figures for that pool."""
+    if args.runtime is None:
+        out.write(capacity_text(accelerator_classes(args.accelerator_classes), args.output))
+        return OK
+    missing = [
+        flag for flag, value in (("--kv-pool-gib", args.kv_pool_gib), ("--variant", args.variant)) if value is None
+    ]
+    if missing:
+        raise UsageError(f"capacity --runtime needs {' and '.join(missing)}")
+    knobs = Knobs(
+        context_tokens=args.max_model_len,
+        sequences=args.max_num_seqs,
+        prefill_chunk_tokens=args.max_num_batched_tokens,
+        tensor_parallel=args.tensor_parallel_size,
+    )
+    try:
+        found = reproduce(
+            Runtime(args.runtime), args.runtime_version, Family(args.family), args.variant, args.kv_pool_gib, knobs
+        )
+    except (InvalidSpec, ValueError) as error:
+        raise UsageError(str(error)) from None
+    out.write(reproduction_text(found, knobs, "json" if args.output == "json" else "table"))
     return OK

@@ -24,14 +24,15 @@ def choose_target(asked: TargetChoice, variant: Variant) -> Target | Refused:
     return target
 
 
+def auto_runtimes(variant: Variant, target: Target) -> tuple[RuntimeFacts, ...] | Refused:
+    """The runtimes auto may pick for a variant on a target, in preference order (runtimes.yaml's)."""
+    found = tuple(facts for facts in runtimes().values() if facts.auto_serves(variant.family, target))
+    return found or _unsatisfiable(f"no runtime serves {variant.label} on {target.value} nodes")
+
+
 def choose_runtime(asked: RuntimeChoice, variant: Variant, target: Target) -> RuntimeFacts | Refused:
-    """API.md's rule for auto (TGI where it can, else vLLM on GPU, else llama.cpp), or the runtime asked for."""
+    """The runtime asked for, or why it cannot serve the variant there (auto: auto_runtimes)."""
     known = runtimes()
-    if asked is RuntimeChoice.AUTO:
-        for facts in known.values():
-            if facts.auto_serves(variant.family, target):
-                return facts
-        return _unsatisfiable(f"no runtime serves {variant.label} on {target.value} nodes")
     facts = next(f for f in known.values() if f.name.value == asked.value)
     if facts.can_serve(variant.family, target):
         return facts

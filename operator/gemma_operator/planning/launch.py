@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import RuntimeFacts
+from gemma_operator.planning.sizers import PLANNED_CTX_CHECKPOINTS
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,13 @@ class Launch:
     tensor_parallel: int
     context_tokens: int
     sequences: int
+    prefill_chunk_tokens: int
     # The runtime's, or the accelerator class's where it overrides it.
     memory_utilization: float
+    # CPU cores the replica requests: llama.cpp's threads.
+    cpus: int
+    # An int4 model.repository: the checkpoint carries its quantisation, which vLLM reads itself.
+    prequantized: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class TgiFlags(NamedTuple):
     memory_fraction: Flag = Flag("--cuda-memory-fraction", OPERATOR)
     max_input_tokens: Flag = Flag("--max-input-tokens", CONTEXT, ("--max-input-length",))
     max_total_tokens: Flag = Flag("--max-total-tokens", CONTEXT)
-    max_prefill_tokens: Flag = Flag("--max-batch-prefill-tokens", CONTEXT)
+    max_prefill_tokens: Flag = Flag("--max-batch-prefill-tokens", OPERATOR)
     max_concurrent_requests: Flag = Flag("--max-concurrent-requests", SEQUENCES)
     hostname: Flag = Flag("--hostname", OPERATOR)
     port: Flag = Flag("--port", OPERATOR, ("-p",))
@@ -77,6 +83,8 @@ class VllmFlags(NamedTuple):
     tensor_parallel: Flag = Flag("--tensor-parallel-size", GPUS, ("-tp",))
     max_model_len: Flag = Flag("--max-model-len", CONTEXT)
     max_num_seqs: Flag = Flag("--max-num-seqs", SEQUENCES)
+    # The prefill chunk the plan sized the sliding-window charge with (planning/sizing.py).
+    max_num_batched_tokens: Flag = Flag("--max-num-batched-tokens", OPERATOR)
     memory_utilization: Flag = Flag("--gpu-memory-utilization", OPERATOR)
     dtype: Flag = Flag("--dtype", PRECISION)
     quantization: Flag = Flag("--quantization", PRECISION, ("-q",))
@@ -89,12 +97,22 @@ class LlamacppFlags(NamedTuple):
     hf_repo: Flag = Flag("-hf", f"{MODEL} and {PRECISION}", ("-hfr", "--hf-repo"))
     context: Flag = Flag("-c", f"{CONTEXT} x {SEQUENCES}", ("--ctx-size",))
     parallel: Flag = Flag("-np", SEQUENCES, ("--parallel",))
+    batch: Flag = Flag("-b", OPERATOR, ("--batch-size",))
+    ubatch: Flag = Flag("-ub", OPERATOR, ("--ubatch-size",))
+    # Without -t llama-server takes the node's physical cores, whatever the container's CPU request.
+    threads: Flag = Flag("-t", OPERATOR, ("--threads",))
+    threads_batch: Flag = Flag("-tb", OPERATOR, ("--threads-batch",))
+    # Host RAM the plan sizes: context checkpoints bounded, no prompt cache beyond the slots' own cells.
+    ctx_checkpoints: Flag = Flag("--ctx-checkpoints", OPERATOR, ("--swa-checkpoints",))
+    cache_ram: Flag = Flag("--cache-ram", OPERATOR, ("-cram",))
     metrics: Flag = Flag("--metrics", OPERATOR)
     host: Flag = Flag("--host", OPERATOR)
     port: Flag = Flag("--port", OPERATOR)
 
 
 TGI, VLLM, LLAMACPP = TgiFlags(), VllmFlags(), LlamacppFlags()
+# llama.cpp's logical batch (-b), its default (common/common.h n_batch); the micro-batch -ub is the plan's.
+LLAMACPP_BATCH_TOKENS = 2048
 
 
 def _tgi(launch: Launch) -> list[str]:
@@ -113,7 +131,7 @@ def _tgi(launch: Launch) -> list[str]:
         *args,
         *TGI.max_input_tokens(str(launch.context_tokens - 1)),
         *TGI.max_total_tokens(str(launch.context_tokens)),
-        *TGI.max_prefill_tokens(str(launch.context_tokens)),
+        *TGI.max_prefill_tokens(str(launch.prefill_chunk_tokens)),
         # Requests beyond the batch wait in TGI's queue, which the autoscaler watches;
         # past this many TGI answers 429.
         *TGI.max_concurrent_requests(str(max(128, 32 * launch.sequences))),
@@ -132,13 +150,15 @@ def _vllm(launch: Launch) -> list[str]:
         *VLLM.tensor_parallel(str(launch.tensor_parallel)),
         *VLLM.max_model_len(str(launch.context_tokens)),
         *VLLM.max_num_seqs(str(launch.sequences)),
+        *VLLM.max_num_batched_tokens(str(launch.prefill_chunk_tokens)),
         *VLLM.memory_utilization(str(launch.memory_utilization)),
     ]
-    args += {
-        Precision.BF16: VLLM.dtype("bfloat16"),
-        Precision.FP8: VLLM.quantization("fp8"),
-        Precision.INT4: VLLM.quantization("bitsandbytes"),
-    }[launch.precision]
+    if not launch.prequantized:
+        args += {
+            Precision.BF16: VLLM.dtype("bfloat16"),
+            Precision.FP8: VLLM.quantization("fp8"),
+            Precision.INT4: VLLM.quantization("bitsandbytes"),
+        }[launch.precision]
     if launch.family is Family.GEMMA_4:
         args += [*VLLM.reasoning_parser("gemma4"), *VLLM.tool_call_parser("gemma4"), *VLLM.auto_tool_choice()]
     return args
@@ -151,6 +171,12 @@ def _llamacpp(launch: Launch) -> list[str]:
         # llama-server splits -c evenly over its -np slots.
         *LLAMACPP.context(str(launch.context_tokens * launch.sequences)),
         *LLAMACPP.parallel(str(launch.sequences)),
+        *LLAMACPP.batch(str(max(launch.prefill_chunk_tokens, LLAMACPP_BATCH_TOKENS))),
+        *LLAMACPP.ubatch(str(launch.prefill_chunk_tokens)),
+        *LLAMACPP.threads(str(launch.cpus)),
+        *LLAMACPP.threads_batch(str(launch.cpus)),
+        *LLAMACPP.ctx_checkpoints(str(PLANNED_CTX_CHECKPOINTS)),
+        *LLAMACPP.cache_ram("0"),
         *LLAMACPP.metrics(),
         *LLAMACPP.host("0.0.0.0"),
         *LLAMACPP.port(str(launch.runtime.port)),

@@ -1,239 +1,42 @@
-"""plan(): from a GemmaDeployment, the accelerator classes and optionally the nodes, to a Plan."""
+"""plan(): from a GemmaDeployment, the accelerator classes and optionally the nodes, to a Plan.
+
+The plan sizes a replica with the runtime's own accounting at the release its image runs
+(planning/sizers.py, planning/allocators), on the fewest GPUs and with the largest prefill chunk
+that admit maxConcurrentSequences at maxContextTokens, and sets those knobs on the runtime.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gemma_operator.api import (
-    FitsUpTo,
-    GemmaDeployment,
-    MemoryPlan,
-    PlacementPlan,
-    Reason,
-    RuntimePlan,
-    TaintEffect,
-    Target,
-    Toleration,
-    TolerationOperator,
-)
+from gemma_operator.api import GemmaDeployment, Precision, Reason, RuntimeChoice, RuntimePlan, Target
 from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
-from gemma_operator.planning import memory
 from gemma_operator.planning.choices import (
+    auto_runtimes,
     choose_runtime,
     choose_target,
     tensor_parallel_candidates,
 )
-from gemma_operator.planning.inventory import (
-    ARCH_LABEL,
-    EDGE_ROLE_LABEL,
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
-    NodeInfo,
-    matches_selector,
-)
+from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_flag, runtime_args
+from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
-from gemma_operator.planning.weights import weights
+from gemma_operator.planning.sizers import sizer_for
+from gemma_operator.planning.sizing import Request, Sizing, choose, frontier
+from gemma_operator.planning.weights import StorageUnknown, weights
 
 
 @dataclass(frozen=True)
-class Sizing:
-    """Memory of one replica on `devices` GPUs (or one node), all in GiB."""
+class Asked:
+    """What one plan is for: the spec, the variant and target it names, and the hardware known."""
 
-    devices: int
-    weights: float
-    kv_cache: float
-    overhead: float
-    available: float
-
-    @property
-    def required(self) -> float:
-        return self.weights + self.kv_cache + self.overhead
-
-    @property
-    def fits(self) -> bool:
-        return self.required <= self.available
-
-    def report(self) -> MemoryPlan:
-        return MemoryPlan(
-            weights_gi_b=round(self.weights, 1),
-            kv_cache_gi_b=round(self.kv_cache, 1),
-            overhead_gi_b=round(self.overhead, 1),
-            required_gi_b=round(self.required, 1),
-            available_gi_b=round(self.available, 1),
-        )
-
-
-@dataclass(frozen=True)
-class Request:
-    """What is being sized: one variant on one runtime, at a context and a concurrency."""
-
-    variant: Variant
-    runtime: RuntimeFacts
     deployment: GemmaDeployment
+    variant: Variant
     target: Target
-    memory_utilization: float
-
-    def size(self, devices: int, per_device_gib: float, context: int, sequences: int) -> Sizing:
-        return Sizing(
-            devices=devices,
-            weights=weights(self.variant, self.deployment.spec.model.precision, self.runtime.name).total_gib,
-            kv_cache=memory.kv_cache_gib(self.variant.attention, context, sequences, self.runtime),
-            overhead=memory.overhead_gib(self.variant, self.runtime, self.target, context, devices),
-            available=devices * per_device_gib * self.memory_utilization,
-        )
-
-
-def _fmt(gib: float) -> str:
-    return f"{gib:.1f} GiB"
-
-
-def _frontier(request: Request, sizing: Sizing, per_device_gib: float) -> FitsUpTo:
-    """The most sequences at the configured context, and the longest context at the configured concurrency."""
-    serving = request.deployment.spec.serving
-    context, sequences = serving.max_context_tokens, serving.max_concurrent_sequences
-
-    def fits(ctx: int, seqs: int) -> bool:
-        return request.size(sizing.devices, per_device_gib, ctx, seqs).fits
-
-    most_sequences = 0
-    high = 1
-    while fits(context, high) and high < 1 << 20:
-        most_sequences, high = high, high * 2
-    low = most_sequences
-    while low + 1 < high:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(context, middle) else (low, middle)
-    most_sequences = low
-
-    low, high = 0, request.variant.max_context_tokens + 1
-    while low + 1 < high:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(middle, sequences) else (low, middle)
-    return FitsUpTo(concurrent_sequences=most_sequences, context_tokens=low)
-
-
-# Host CPU a replica requests: per GPU on GPU nodes, in all on CPU and edge nodes.
-CPUS_PER_REPLICA = {Target.GPU: 4, Target.CPU: 4, Target.EDGE: 2}
-
-
-def cpus_per_replica(target: Target, devices: int) -> int:
-    return CPUS_PER_REPLICA[target] * (devices if target is Target.GPU else 1)
-
-
-def _gpu_placement(accelerator: AcceleratorClass) -> tuple[dict[str, str], list[Toleration]]:
-    return (
-        {GPU_PRODUCT_LABEL: accelerator.product},
-        [Toleration(key=GPU_RESOURCE, operator=TolerationOperator.EXISTS, effect=TaintEffect.NO_SCHEDULE)],
-    )
-
-
-def _placement(
-    request: Request, accelerator: AcceleratorClass | None, devices: int, architectures: Sequence[str]
-) -> PlacementPlan:
-    spec = request.deployment.spec.placement
-    selector: dict[str, str] = {}
-    tolerations: list[Toleration] = []
-    excluded: list[str] = []
-    if request.target is Target.GPU and accelerator is not None:
-        selector, tolerations = _gpu_placement(accelerator)
-    elif request.target is Target.EDGE:
-        selector = {EDGE_ROLE_LABEL: ""}
-        tolerations = [
-            Toleration(key=EDGE_ROLE_LABEL, operator=TolerationOperator.EXISTS, effect=TaintEffect.NO_SCHEDULE)
-        ]
-    else:
-        # CPU nodes are the ones that are neither GPU nodes nor edge nodes.
-        excluded = [GPU_PRODUCT_LABEL, EDGE_ROLE_LABEL]
-    if len(architectures) == 1:
-        selector[ARCH_LABEL] = architectures[0]
-    return PlacementPlan(
-        target=request.target,
-        accelerator_class=accelerator.name if accelerator else "",
-        gpus_per_replica=devices if request.target is Target.GPU else 0,
-        cpus_per_replica=cpus_per_replica(request.target, devices),
-        node_selector={**selector, **spec.node_selector},
-        excluded_node_labels=excluded,
-        tolerations=tolerations + list(spec.tolerations),
-    )
-
-
-def _unplaceable(
-    placement: PlacementPlan, sizing: Sizing, nodes: Sequence[NodeInfo], architectures: Sequence[str]
-) -> str | None:
-    """Why no node of the inventory can host a replica, or None when one can."""
-    candidates = [
-        node
-        for node in nodes
-        if node.schedulable
-        and matches_selector(node, placement.node_selector, placement.excluded_node_labels)
-        and node.arch in architectures
-    ]
-    what = placement.accelerator_class or placement.target.value
-    if placement.target is Target.GPU:
-        needed = placement.gpus_per_replica
-        if any(node.gpus >= needed for node in candidates):
-            return None
-        most = max((node.gpus for node in candidates), default=0)
-        return (
-            f"no node can host a replica: 0/{len(candidates)} {what} nodes have {needed} allocatable {GPU_RESOURCE}"
-            + (f" (at most {most})" if candidates else "")
-        )
-    if any(node.memory_gib >= sizing.required for node in candidates):
-        return None
-    largest = max((node.memory_gib for node in candidates), default=0.0)
-    return (
-        f"no node can host a replica: 0/{len(candidates)} {what} nodes "
-        f"({'/'.join(architectures)}) have {_fmt(sizing.required)} of allocatable memory"
-        + (f" (largest: {_fmt(largest)})" if candidates else "")
-    )
-
-
-def _host_memory_gib(
-    request: Request, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None, architectures: Sequence[str]
-) -> float:
-    """RAM a CPU or edge replica can plan for: the largest matching node's, else the configured nominal size."""
-    if nodes:
-        placement = _placement(request, None, 1, architectures)
-        sizes = [
-            node.memory_gib
-            for node in nodes
-            if matches_selector(node, placement.node_selector, placement.excluded_node_labels)
-            and node.arch in architectures
-        ]
-        if sizes:
-            return max(sizes)
-    return classes.node_memory_mi_b.get(request.target, 0) / 1024
-
-
-def _accelerator(
-    deployment: GemmaDeployment, classes: AcceleratorClasses, target: Target
-) -> AcceleratorClass | Refused | None:
-    placement = deployment.spec.placement
-    if target is not Target.GPU:
-        if placement.accelerator_class:
-            return Refused.because(
-                Reason.UNSATISFIABLE,
-                f"placement.acceleratorClass {placement.accelerator_class} applies to GPU targets only, "
-                f"not {target.value}",
-            )
-        if placement.gpus_per_replica:
-            return Refused.because(
-                Reason.UNSATISFIABLE,
-                f"placement.gpusPerReplica {placement.gpus_per_replica} applies to GPU targets only, "
-                f"not {target.value}",
-            )
-        return None
-    name = placement.accelerator_class or classes.default_class
-    found = classes.classes.get(name)
-    if found is None:
-        return Refused.because(
-            Reason.UNSATISFIABLE,
-            f"placement.acceleratorClass {name} is not a configured accelerator class "
-            f"(known: {', '.join(sorted(classes.classes))})",
-        )
-    return found
+    accelerator: AcceleratorClass | None
+    classes: AcceleratorClasses
+    nodes: Sequence[NodeInfo] | None
 
 
 def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFacts) -> str | Refused:
@@ -250,26 +53,163 @@ def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFac
     return repository
 
 
-def _advice(request: Request, sizing: Sizing, per_device_gib: float, candidates: Sequence[int]) -> str:
-    serving = request.deployment.spec.serving
+def _advice(request: Request, sizing: Sizing, degrees: Sequence[int]) -> str:
+    knobs = sizing.knobs
     hints = []
     larger = [
         d
-        for d in candidates
-        if d > sizing.devices
-        and request.size(d, per_device_gib, serving.max_context_tokens, serving.max_concurrent_sequences).fits
+        for d in degrees
+        if d > sizing.devices and choose(request, (d,), knobs.context_tokens, knobs.sequences).sizing.fits
     ]
     if larger:
         hints.append(f"gpusPerReplica {larger[0]} would fit")
-    room = sizing.available - sizing.weights - sizing.overhead
-    per_sequence = sizing.kv_cache / serving.max_concurrent_sequences
-    if room > 0 and per_sequence > 0 and room >= per_sequence:
-        hints.append(f"at most {int(room // per_sequence)} sequences fit at {serving.max_context_tokens} tokens")
-    if room <= 0:
+    most = frontier(request, sizing, request.variant.max_context_tokens).concurrent_sequences
+    if 0 < most < knobs.sequences:
+        hints.append(f"at most {most} sequences fit at {knobs.context_tokens} tokens")
+    if sizing.available - sizing.weights - sizing.overhead <= 0:
         hints.append(
-            f"the weights alone need {_fmt(sizing.weights)}: a lower precision or a larger accelerator is needed"
+            f"the weights alone need {gib(sizing.weights)}: a lower precision or a larger accelerator is needed"
         )
     return "; ".join(hints)
+
+
+def _prequantized(asked: Asked, runtime: RuntimeFacts) -> bool:
+    """An int4 model.repository on vLLM: the checkpoint is taken as quantised already (no --quantization)."""
+    model = asked.deployment.spec.model
+    return runtime.name.value == "vllm" and model.precision is Precision.INT4 and bool(model.repository)
+
+
+def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
+    """The plan on one runtime."""
+    spec, variant, target, accelerator = asked.deployment.spec, asked.variant, asked.target, asked.accelerator
+    if spec.model.revision and not runtime.pins_revision:
+        return Refused.because(
+            Reason.UNSATISFIABLE,
+            f"model.revision {spec.model.revision} cannot be honoured by {runtime.name.value}: its -hf download "
+            "takes a repository's default branch and has no revision option; leave model.revision empty and "
+            "set model.repository to a repository that holds that revision, or use a runtime that pins it",
+        )
+    owned = owned_flag(runtime.name, spec.serving.extra_args)
+    if owned:
+        return Refused.because(Reason.OWNED_FLAG, owned)
+    model_id = _model_id(asked.deployment, variant, runtime)
+    if isinstance(model_id, Refused):
+        return model_id
+    image = runtime.images[target]
+    bound = sizer_for(runtime.name, spec.serving.image or image.image, variant, target)
+    sizer, precision, prequantized = bound.sizer, spec.model.precision, _prequantized(asked, runtime)
+    unloadable = sizer.unloadable(variant, precision, prequantized)
+    if unloadable:
+        return Refused.because(Reason.UNSATISFIABLE, unloadable)
+    try:
+        stored = weights(variant, precision, runtime.name, sizer.version)
+    except StorageUnknown as error:
+        return Refused.because(Reason.UNSATISFIABLE, str(error))
+
+    utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
+    if accelerator is not None:
+        degrees = tensor_parallel_candidates(spec.placement.gpus_per_replica, variant)
+        if isinstance(degrees, Refused):
+            return degrees
+        device_gib, hardware = accelerator.memory_gib, accelerator.name
+        every_degree = tensor_parallel_candidates(0, variant)
+        advice_degrees: Sequence[int] = every_degree if not isinstance(every_degree, Refused) else ()
+    else:
+        degrees = (1,)
+        device_gib = host_memory_gib(asked.deployment, target, asked.classes, asked.nodes, image.architectures)
+        hardware, advice_degrees = f"a {target.value} node", ()
+    request = Request(
+        variant=variant,
+        sizer=sizer,
+        target=target,
+        accelerator=accelerator,
+        weight_bytes=stored.total_bytes,
+        device_gib=device_gib,
+        memory_utilization=utilization,
+    )
+    serving = spec.serving
+    choice = choose(request, degrees, serving.max_context_tokens, serving.max_concurrent_sequences)
+    sizing = choice.sizing
+    placement = placement_for(asked.deployment, target, accelerator, sizing.devices, image.architectures)
+    launch = Launch(
+        runtime=runtime,
+        family=variant.family,
+        model_id=model_id,
+        revision=spec.model.revision,
+        precision=precision,
+        target=target,
+        tensor_parallel=sizing.devices,
+        context_tokens=serving.max_context_tokens,
+        sequences=serving.max_concurrent_sequences,
+        prefill_chunk_tokens=sizing.knobs.prefill_chunk_tokens,
+        memory_utilization=utilization,
+        cpus=placement.cpus_per_replica,
+        prequantized=prequantized,
+    )
+    sized = Plan(
+        runtime=RuntimePlan(
+            name=runtime.name,
+            image=serving.image or image.image,
+            args=runtime_args(launch),
+            extra_arg_count=len(serving.extra_args),
+            version=sizer.version,
+            prefill_chunk_tokens=sizing.knobs.prefill_chunk_tokens,
+            decisions=[choice.chunk_decision, *bound.decisions],
+        ),
+        placement=placement,
+        memory=sizing.report(),
+        fits_up_to=frontier(request, sizing, variant.max_context_tokens),
+        concurrency=sizing.concurrency(),
+    )
+    on = f"{sizing.devices} x {hardware}" if accelerator is not None else hardware
+    if sizing.refusal is not None:
+        message = (
+            f"{runtime.name.value} {sizer.version} would not start {variant.label} on {on} with the knobs planned: "
+            f"{sizing.refusal}"
+        )
+        advice = _advice(request, sizing, advice_degrees)
+        return Refused(Reason.DOES_NOT_FIT, (message + (f"; {advice}" if advice else ""),), closest=sized)
+    if not sizing.fits:
+        message = (
+            f"{variant.label} {precision.value} does not fit {on}: {serving.max_concurrent_sequences} sequences of "
+            f"{serving.max_context_tokens} tokens need {gib(sizing.required)} (weights {gib(sizing.weights)}, "
+            f"KV cache {gib(sizing.kv_cache)} as {runtime.name.value} {sizer.version} charges it, overhead "
+            f"{gib(sizing.overhead)}) but {on} offers {gib(sizing.available)}; {runtime.name.value} admits "
+            f"{sizing.accounting.guaranteed:.2f} of them"
+        )
+        advice = _advice(request, sizing, advice_degrees)
+        return Refused(Reason.DOES_NOT_FIT, (message + (f"; {advice}" if advice else ""),), closest=sized)
+    if asked.nodes is not None:
+        unplaced = unplaceable(placement, sizing.required, asked.nodes, image.architectures)
+        if unplaced:
+            return Refused(Reason.NO_NODE_FITS, (unplaced,), closest=sized)
+    return sized
+
+
+def _because(plan: Plan, why: str) -> Plan:
+    return replace(plan, runtime=plan.runtime.model_copy(update={"auto_choice": why}))
+
+
+def _auto(asked: Asked, candidates: Sequence[RuntimeFacts]) -> PlanResult:
+    """Runtime auto: the preferred runtime where it fits on as few GPUs as the next; else the next, saying why."""
+    first = _plan_on(asked, candidates[0])
+    if len(candidates) == 1:
+        return first
+    preferred, other = candidates[0].name.value, candidates[1].name.value
+    second = _plan_on(asked, candidates[1])
+    if isinstance(first, Plan) and (
+        not isinstance(second, Plan) or first.placement.gpus_per_replica <= second.placement.gpus_per_replica
+    ):
+        return _because(first, f"runtime auto: {preferred}, first choice, fits on as few GPUs as {other}")
+    if isinstance(second, Plan):
+        why = (
+            f"{preferred} needs {first.placement.gpus_per_replica} GPUs per replica where {other} needs "
+            f"{second.placement.gpus_per_replica}"
+            if isinstance(first, Plan)
+            else f"{preferred} does not: {first.message}"
+        )
+        return _because(second, f"runtime auto: {other}, because {why}")
+    return first
 
 
 def plan(
@@ -287,83 +227,12 @@ def plan(
     target = choose_target(spec.placement.target, variant)
     if isinstance(target, Refused):
         return target
-    accelerator = _accelerator(deployment, classes, target)
+    accelerator = accelerator_for(deployment, classes, target)
     if isinstance(accelerator, Refused):
         return accelerator
+    asked = Asked(deployment, variant, target, accelerator, classes, nodes)
+    if spec.serving.runtime is RuntimeChoice.AUTO:
+        candidates = auto_runtimes(variant, target)
+        return candidates if isinstance(candidates, Refused) else _auto(asked, candidates)
     runtime = choose_runtime(spec.serving.runtime, variant, target)
-    if isinstance(runtime, Refused):
-        return runtime
-    if spec.model.revision and not runtime.pins_revision:
-        return Refused.because(
-            Reason.UNSATISFIABLE,
-            f"model.revision {spec.model.revision} cannot be honoured by {runtime.name.value}: its -hf download "
-            "takes a repository's default branch and has no revision option; leave model.revision empty and "
-            "set model.repository to a repository that holds that revision, or use a runtime that pins it",
-        )
-    owned = owned_flag(runtime.name, spec.serving.extra_args)
-    if owned:
-        return Refused.because(Reason.OWNED_FLAG, owned)
-    model_id = _model_id(deployment, variant, runtime)
-    if isinstance(model_id, Refused):
-        return model_id
-
-    utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
-    request = Request(
-        variant=variant, runtime=runtime, deployment=deployment, target=target, memory_utilization=utilization
-    )
-    image = runtime.images[target]
-    context, sequences = spec.serving.max_context_tokens, spec.serving.max_concurrent_sequences
-    if accelerator is not None:
-        candidates = tensor_parallel_candidates(spec.placement.gpus_per_replica, variant)
-        if isinstance(candidates, Refused):
-            return candidates
-        per_device = accelerator.memory_gib
-        sizings = [request.size(d, per_device, context, sequences) for d in candidates]
-        sizing = next((s for s in sizings if s.fits), sizings[-1])
-        hardware = f"{sizing.devices} x {accelerator.name}"
-        all_degrees = tensor_parallel_candidates(0, variant)
-        advice_degrees = all_degrees if not isinstance(all_degrees, Refused) else ()
-    else:
-        per_device = _host_memory_gib(request, classes, nodes, image.architectures)
-        sizing = request.size(1, per_device, context, sequences)
-        hardware = f"a {target.value} node"
-        advice_degrees = ()
-
-    placement = _placement(request, accelerator, sizing.devices, image.architectures)
-    launch = Launch(
-        runtime=runtime,
-        family=variant.family,
-        model_id=model_id,
-        revision=spec.model.revision,
-        precision=spec.model.precision,
-        target=target,
-        tensor_parallel=sizing.devices,
-        context_tokens=context,
-        sequences=sequences,
-        memory_utilization=utilization,
-    )
-    sized = Plan(
-        runtime=RuntimePlan(
-            name=runtime.name,
-            image=spec.serving.image or image.image,
-            args=runtime_args(launch),
-            extra_arg_count=len(spec.serving.extra_args),
-        ),
-        placement=placement,
-        memory=sizing.report(),
-        fits_up_to=_frontier(request, sizing, per_device),
-    )
-    if not sizing.fits:
-        utilisation = f"{utilization:.0%}"
-        message = (
-            f"{variant.label} {spec.model.precision.value} does not fit {hardware}: it needs {_fmt(sizing.required)} "
-            f"(weights {_fmt(sizing.weights)}, KV cache {_fmt(sizing.kv_cache)}, overhead {_fmt(sizing.overhead)}) "
-            f"but {hardware} offers {_fmt(sizing.available)} at {utilisation} utilisation"
-        )
-        advice = _advice(request, sizing, per_device, advice_degrees)
-        return Refused(Reason.DOES_NOT_FIT, (message + (f"; {advice}" if advice else ""),), closest=sized)
-    if nodes is not None:
-        unplaceable = _unplaceable(placement, sizing, nodes, image.architectures)
-        if unplaceable:
-            return Refused(Reason.NO_NODE_FITS, (unplaceable,), closest=sized)
-    return sized
+    return runtime if isinstance(runtime, Refused) else _plan_on(asked, runtime)

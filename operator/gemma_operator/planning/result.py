@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gemma_operator.api import (
+    ConcurrencyPlan,
     FitsUpTo,
     GemmaDeployment,
     LimitsPlan,
@@ -25,6 +26,7 @@ class Plan:
     placement: PlacementPlan
     memory: MemoryPlan
     fits_up_to: FitsUpTo
+    concurrency: ConcurrencyPlan
 
 
 @dataclass(frozen=True)
@@ -73,4 +75,5 @@ def plan_report(deployment: GemmaDeployment, result: PlanResult) -> PlanReport:
             max_concurrent_sequences=serving.max_concurrent_sequences,
         ),
         fits_up_to=sized.fits_up_to if sized else None,
+        concurrency=sized.concurrency if sized else None,
     )

@@ -150,7 +150,12 @@ def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
         else placement.target.value
     )
     memory = f"{plan.memory.required_gi_b:.1f} of {plan.memory.available_gi_b:.1f} GiB per replica"
-    return TRUE, Reason.PLANNED, f"{plan.runtime.name.value} on {hardware}: {memory}"
+    admits = (
+        f"admits {plan.concurrency.guaranteed:.2f} sequences at maxContextTokens by its own accounting, "
+        f"{plan.concurrency.steady_decode} in steady decode"
+    )
+    message = f"{plan.runtime.name.value} {plan.runtime.version} on {hardware}: {memory}; {admits}"
+    return TRUE, Reason.PLANNED, message + (f"; {plan.runtime.auto_choice}" if plan.runtime.auto_choice else "")
 
 
 def _scheduled(pods: Sequence[PodState], hint: str) -> tuple[str, Reason, str]:
