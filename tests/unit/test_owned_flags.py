@@ -81,3 +81,13 @@ def test_status_holds_the_operators_args_and_only_a_count_of_the_extra_args() ->
     assert not set(report.runtime.args) & set(extra_args)
     assert report.runtime.extra_arg_count == MAX_EXTRA_ARGS
     assert len(json.dumps(report.to_wire())) < 4096
+
+
+def test_an_env_var_that_sets_an_owned_flag_is_refused() -> None:
+    gd = deployment(**LLAMACPP, serving={"env": [{"name": "LLAMA_ARG_CTX_SIZE", "value": "999999"}]})
+    result = plan(gd, default_accelerator_classes())
+    assert isinstance(result, Refused)
+    assert result.reason is Reason.OWNED_FLAG
+    assert result.message.startswith("serving.env LLAMA_ARG_CTX_SIZE sets llamacpp's -c")
+    other = deployment(**LLAMACPP, serving={"env": [{"name": "LLAMA_ARG_CACHE_REUSE", "value": "256"}]})
+    assert isinstance(plan(other, default_accelerator_classes()), Plan)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,18 +35,43 @@ class Launch:
 
 @dataclass(frozen=True)
 class Flag:
-    """An option the operator sets: the spelling it renders, the others the runtime also reads, and what decides it."""
+    """An option the operator sets: the spelling it renders, what decides it, every other spelling of it the runtime
+    reads, and the environment variables the runtime also reads it from.
+
+    tests/unit/test_runtime_flags.py holds aliases and env against the tables read from each runtime's parser
+    (catalog/versions/flags/), so that none is missing.
+    """
 
     name: str
     set_by: str
     aliases: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
 
     def __call__(self, *values: str) -> list[str]:
         return [self.name, *values]
 
+    def spellings(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
     def spelled_by(self, arg: str) -> bool:
-        """Whether `arg` sets this option: `--flag`, `--flag=value`, or (vLLM reads both) `--flag_name`."""
-        return arg.split("=", 1)[0].replace("_", "-") in (self.name, *self.aliases)
+        """Whether `arg` sets this option: `--flag`, `--flag=value`, or (vLLM and llama.cpp read both) `--flag_name`."""
+        return _option_of(arg) in self.spellings()
+
+    def attached_to(self, arg: str) -> bool:
+        """Whether `arg` is a one-letter spelling with its value attached (`-q8`), as argparse and clap read it."""
+        return any(len(s) == 2 and s[1] != "-" and arg.startswith(s) and len(arg) > 2 for s in self.spellings())
+
+    def abbreviated_by(self, arg: str) -> bool:
+        """Whether `arg` is a shorter prefix of one of this option's spellings, which argparse reads as the option
+        when no other option starts with it (and refuses as ambiguous when one does)."""
+        option = _option_of(arg)
+        return (
+            len(option) >= 2 and option != "--" and any(s.startswith(option) and s != option for s in self.spellings())
+        )
+
+
+def _option_of(arg: str) -> str:
+    return arg.split("=", 1)[0].replace("_", "-")
 
 
 MODEL = "spec.model (variant, instructionTuned, repository)"
@@ -59,19 +84,23 @@ SEQUENCES = "spec.serving.maxConcurrentSequences"
 OPERATOR = "the operator"
 
 
+# TGI's launcher (clap) reads every option from the environment too, by its field's name in upper case.
 class TgiFlags(NamedTuple):
-    model_id: Flag = Flag("--model-id", MODEL)
-    revision: Flag = Flag("--revision", REVISION)
-    dtype: Flag = Flag("--dtype", PRECISION)
-    quantize: Flag = Flag("--quantize", PRECISION)
-    num_shard: Flag = Flag("--num-shard", GPUS)
-    memory_fraction: Flag = Flag("--cuda-memory-fraction", OPERATOR)
-    max_input_tokens: Flag = Flag("--max-input-tokens", CONTEXT, ("--max-input-length",))
-    max_total_tokens: Flag = Flag("--max-total-tokens", CONTEXT)
-    max_prefill_tokens: Flag = Flag("--max-batch-prefill-tokens", OPERATOR)
-    max_concurrent_requests: Flag = Flag("--max-concurrent-requests", SEQUENCES)
-    hostname: Flag = Flag("--hostname", OPERATOR)
-    port: Flag = Flag("--port", OPERATOR, ("-p",))
+    model_id: Flag = Flag("--model-id", MODEL, env=("MODEL_ID",))
+    revision: Flag = Flag("--revision", REVISION, env=("REVISION",))
+    dtype: Flag = Flag("--dtype", PRECISION, env=("DTYPE",))
+    quantize: Flag = Flag("--quantize", PRECISION, env=("QUANTIZE",))
+    num_shard: Flag = Flag("--num-shard", GPUS, env=("NUM_SHARD",))
+    memory_fraction: Flag = Flag("--cuda-memory-fraction", OPERATOR, env=("CUDA_MEMORY_FRACTION",))
+    # --max-input-length is the launcher's deprecated field for the same limit; it refuses both together.
+    max_input_tokens: Flag = Flag(
+        "--max-input-tokens", CONTEXT, ("--max-input-length",), env=("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH")
+    )
+    max_total_tokens: Flag = Flag("--max-total-tokens", CONTEXT, env=("MAX_TOTAL_TOKENS",))
+    max_prefill_tokens: Flag = Flag("--max-batch-prefill-tokens", OPERATOR, env=("MAX_BATCH_PREFILL_TOKENS",))
+    max_concurrent_requests: Flag = Flag("--max-concurrent-requests", SEQUENCES, env=("MAX_CONCURRENT_REQUESTS",))
+    hostname: Flag = Flag("--hostname", OPERATOR, env=("HOSTNAME",))
+    port: Flag = Flag("--port", OPERATOR, ("-p",), env=("PORT",))
 
 
 class VllmFlags(NamedTuple):
@@ -85,29 +114,34 @@ class VllmFlags(NamedTuple):
     max_num_seqs: Flag = Flag("--max-num-seqs", SEQUENCES)
     # The prefill chunk the plan sized the sliding-window charge with (planning/sizing.py).
     max_num_batched_tokens: Flag = Flag("--max-num-batched-tokens", OPERATOR)
-    memory_utilization: Flag = Flag("--gpu-memory-utilization", OPERATOR)
+    # vLLM 0.33 adds --device-memory-utilization.
+    memory_utilization: Flag = Flag("--gpu-memory-utilization", OPERATOR, ("--device-memory-utilization",))
     dtype: Flag = Flag("--dtype", PRECISION)
     quantization: Flag = Flag("--quantization", PRECISION, ("-q",))
     reasoning_parser: Flag = Flag("--reasoning-parser", "spec.model.family")
     tool_call_parser: Flag = Flag("--tool-call-parser", "spec.model.family")
-    auto_tool_choice: Flag = Flag("--enable-auto-tool-choice", "spec.model.family")
+    # A boolean field: argparse's BooleanOptionalAction also reads --no-enable-auto-tool-choice.
+    auto_tool_choice: Flag = Flag("--enable-auto-tool-choice", "spec.model.family", ("--no-enable-auto-tool-choice",))
 
 
+# llama-server reads an option from its LLAMA_ARG_ variable (common/arg.cpp set_env).
 class LlamacppFlags(NamedTuple):
-    hf_repo: Flag = Flag("-hf", f"{MODEL} and {PRECISION}", ("-hfr", "--hf-repo"))
-    context: Flag = Flag("-c", f"{CONTEXT} x {SEQUENCES}", ("--ctx-size",))
-    parallel: Flag = Flag("-np", SEQUENCES, ("--parallel",))
-    batch: Flag = Flag("-b", OPERATOR, ("--batch-size",))
-    ubatch: Flag = Flag("-ub", OPERATOR, ("--ubatch-size",))
+    hf_repo: Flag = Flag("-hf", f"{MODEL} and {PRECISION}", ("-hfr", "--hf-repo"), ("LLAMA_ARG_HF_REPO",))
+    context: Flag = Flag("-c", f"{CONTEXT} x {SEQUENCES}", ("--ctx-size",), ("LLAMA_ARG_CTX_SIZE",))
+    parallel: Flag = Flag("-np", SEQUENCES, ("--parallel",), ("LLAMA_ARG_N_PARALLEL",))
+    batch: Flag = Flag("-b", OPERATOR, ("--batch-size",), ("LLAMA_ARG_BATCH",))
+    ubatch: Flag = Flag("-ub", OPERATOR, ("--ubatch-size",), ("LLAMA_ARG_UBATCH",))
     # Without -t llama-server takes the node's physical cores, whatever the container's CPU request.
-    threads: Flag = Flag("-t", OPERATOR, ("--threads",))
+    threads: Flag = Flag("-t", OPERATOR, ("--threads",), ("LLAMA_ARG_THREADS",))
     threads_batch: Flag = Flag("-tb", OPERATOR, ("--threads-batch",))
     # Host RAM the plan sizes: context checkpoints bounded, no prompt cache beyond the slots' own cells.
-    ctx_checkpoints: Flag = Flag("--ctx-checkpoints", OPERATOR, ("--swa-checkpoints",))
-    cache_ram: Flag = Flag("--cache-ram", OPERATOR, ("-cram",))
-    metrics: Flag = Flag("--metrics", OPERATOR)
-    host: Flag = Flag("--host", OPERATOR)
-    port: Flag = Flag("--port", OPERATOR)
+    ctx_checkpoints: Flag = Flag(
+        "--ctx-checkpoints", OPERATOR, ("-ctxcp", "--swa-checkpoints"), ("LLAMA_ARG_CTX_CHECKPOINTS",)
+    )
+    cache_ram: Flag = Flag("--cache-ram", OPERATOR, ("-cram",), ("LLAMA_ARG_CACHE_RAM",))
+    metrics: Flag = Flag("--metrics", OPERATOR, env=("LLAMA_ARG_ENDPOINT_METRICS",))
+    host: Flag = Flag("--host", OPERATOR, env=("LLAMA_ARG_HOST",))
+    port: Flag = Flag("--port", OPERATOR, env=("LLAMA_ARG_PORT",))
 
 
 TGI, VLLM, LLAMACPP = TgiFlags(), VllmFlags(), LlamacppFlags()
@@ -189,6 +223,12 @@ _RUNTIMES: dict[Runtime, tuple[Callable[[Launch], list[str]], tuple[Flag, ...]]]
     Runtime.VLLM: (_vllm, tuple(VLLM)),
     Runtime.LLAMACPP: (_llamacpp, tuple(LLAMACPP)),
 }
+# How each parser reads an argument beyond its spellings (each table's `syntax`, which a test holds these to).
+# A unique prefix of an option reads as that option: vLLM's argparse keeps allow_abbrev on; clap (TGI) and
+# llama.cpp take whole names.
+ABBREVIATING = frozenset({Runtime.VLLM})
+# A one-letter option takes its value attached (`-q8`, `-p8080`): argparse and clap do; llama.cpp does not.
+ATTACHING = frozenset({Runtime.VLLM, Runtime.TGI})
 
 
 def runtime_args(launch: Launch) -> list[str]:
@@ -197,14 +237,37 @@ def runtime_args(launch: Launch) -> list[str]:
     return build(launch)
 
 
+def runtime_flags(runtime: Runtime) -> tuple[Flag, ...]:
+    """Every flag the operator may set for `runtime`."""
+    return _RUNTIMES[runtime][1]
+
+
+def _decides(flag: Flag) -> str:
+    return f"which {flag.set_by} decides" + ("" if flag.set_by == OPERATOR else "; set that instead")
+
+
 def owned_flag(runtime: Runtime, extra_args: Sequence[str]) -> str | None:
     """Why `extra_args` may not be passed to `runtime`: the first one that sets a flag the operator sets."""
-    _, flags = _RUNTIMES[runtime]
+    flags = runtime_flags(runtime)
     for arg in extra_args:
         for flag in flags:
-            if flag.spelled_by(arg):
+            given = arg.split("=", 1)[0]
+            if flag.spelled_by(arg) or (runtime in ATTACHING and flag.attached_to(arg)):
+                return f"serving.extraArgs {given} sets {runtime.value}'s {flag.name}, {_decides(flag)}"
+            if runtime in ABBREVIATING and flag.abbreviated_by(arg):
                 return (
-                    f"serving.extraArgs {arg.split('=', 1)[0]} sets {runtime.value}'s {flag.name}, "
-                    f"which {flag.set_by} decides" + ("" if flag.set_by == OPERATOR else "; set that instead")
+                    f"serving.extraArgs {given} abbreviates {runtime.value}'s {flag.name}, which its parser reads "
+                    f"for a unique prefix; {_decides(flag)}"
                 )
+    return None
+
+
+def owned_env(runtime: Runtime, env_names: Iterable[str]) -> str | None:
+    """Why a container variable named in `env_names` may not be given to `runtime`: the first one the runtime reads
+    as a flag the operator sets (TGI reads every flag from the environment, llama.cpp its LLAMA_ARG_ variables)."""
+    flags = runtime_flags(runtime)
+    for name in env_names:
+        for flag in flags:
+            if name in flag.env:
+                return f"serving.env {name} sets {runtime.value}'s {flag.name}, {_decides(flag)}"
     return None

@@ -19,7 +19,7 @@ from gemma_operator.planning.choices import (
     tensor_parallel_candidates,
 )
 from gemma_operator.planning.inventory import NodeInfo
-from gemma_operator.planning.launch import Launch, owned_flag, runtime_args
+from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
 from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
 from gemma_operator.planning.sizers import sizer_for
@@ -89,7 +89,9 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
             "takes a repository's default branch and has no revision option; leave model.revision empty and "
             "set model.repository to a repository that holds that revision, or use a runtime that pins it",
         )
-    owned = owned_flag(runtime.name, spec.serving.extra_args)
+    owned = owned_flag(runtime.name, spec.serving.extra_args) or owned_env(
+        runtime.name, [variable.name for variable in spec.serving.env]
+    )
     if owned:
         return Refused.because(Reason.OWNED_FLAG, owned)
     model_id = _model_id(asked.deployment, variant, runtime)
