@@ -89,6 +89,17 @@ def test_examples_go_ready_on_the_right_nodes(
     assert status["endpoint"] == f"http://{name}.{gemma.namespace}.svc:8000"
     assert gemma.condition(name, "Reconciling")["status"] == "False"
     assert gemma.condition(name, "Stalled")["status"] == "False"
+    # The runtime's own figures: what it admits at maxContextTokens (the plan fits only when that is at least
+    # maxConcurrentSequences), what decodes in steady state, its cache in tokens and the release they are for.
+    plan, serving = status["plan"], body["spec"].get("serving", {})
+    concurrency = plan["concurrency"]
+    assert concurrency["guaranteed"] >= serving.get("maxConcurrentSequences", 4)
+    assert concurrency["steadyDecode"] >= int(concurrency["guaranteed"])
+    assert concurrency["cacheTokens"] >= serving.get("maxContextTokens", 8192)
+    assert plan["runtime"]["version"]
+    assert gemma.condition(name, "Planned")["message"].startswith(
+        f"{plan['runtime']['name']} {plan['runtime']['version']} on "
+    )
     pods = gemma.pods(name)
     assert pods
     for pod in pods:
