@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gemma_docgen.runtime_logs import LLAMACPP_26B_A4B_SWA
 from gemma_operator.api import Family, Runtime, Target
 from gemma_operator.catalog import runtimes, variants
 from gemma_operator.catalog.facts import Attention
@@ -125,23 +126,21 @@ def test_without_a_checkpoint_bound_the_build_default_is_kept(
 
 
 def test_a_line_recorded_from_the_real_llama_server() -> None:
-    """llama-server build 11669 (Debian sid), started in e2e on a tiny gemma4 GGUF with 26B-A4B's attention at 12
-    layers (10 sliding of 8 KV heads x 256, 2 global of 2 x 512, window 1024), -c 4096 -np 2 -ub 256, logged:"""
-    logged = (
-        "llama_kv_cache: size =  200.00 MiB (  1280 cells,  10 layers,  2/2 seqs), "
-        "K (f16):  100.00 MiB, V (f16):  100.00 MiB"
-    )
-    attention = variants()[(Family.GEMMA_4, "26b-a4b")].attention.model_copy(update={"layers": 12})
-    rules = versions.rules("b11669")
+    """The SWA cache line llama-server build 11669 logged (gemma_docgen/runtime_logs.py LLAMACPP_26B_A4B_SWA), read
+    field by field against the model's layout, and printed as the build prints it."""
+    recorded = LLAMACPP_26B_A4B_SWA
+    rules = versions.rules(recorded.build)
     assert rules is not None
-    sliding = layout(attention, knobs(2048, 2, 256), rules).sliding
+    sliding = layout(recorded.attention, recorded.knobs, rules).sliding
     found = re.search(
-        r"\((\s*\d+) cells,\s*(\d+) layers,\s*\d+/(\d+) seqs\), K \(f16\):\s*(\S+) MiB, V \(f16\):\s*(\S+) MiB", logged
+        r"\((\s*\d+) cells,\s*(\d+) layers,\s*\d+/(\d+) seqs\), K \(f16\):\s*(\S+) MiB, V \(f16\):\s*(\S+) MiB",
+        recorded.printed,
     )
     assert found
     cells, layers, streams, k_mib, v_mib = found.groups()
     assert (sliding.cells, sliding.layers, sliding.streams) == (int(cells), int(layers), int(streams))
     assert (f"{sliding.k_bytes / MiB:.2f}", f"{sliding.v_bytes / MiB:.2f}") == (k_mib, v_mib)
+    assert recorded.model_line() == recorded.printed
 
 
 def test_llama_cpp_shards_nothing() -> None:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gemma_docgen.runtime_logs import TGI_TWO_A6000S, model_lines
 from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import lookup, runtimes, variants
 from gemma_operator.catalog.facts import Attention, Variant
@@ -208,36 +209,28 @@ def test_gemma_3_27b_at_32k_by_4_is_not_one_h100() -> None:
     assert tgi.account(GEMMA_3_27B.attention, two, pool_each, RULES).guaranteed >= 4
 
 
-# A published TGI run: gemma-3-27b-it on two RTX A6000s (49140 MiB each), --num-shard 2, every other knob at its
-# default, ghcr.io/huggingface/text-generation-inference:latest on 2025-07-04 (v3.3.4, whose accounting is
-# v3.3.7's). Source: a public repository's deployment notes, file 55411028366 of the code index (its repository
-# name was not recoverable). Lines quoted verbatim:
-A6000_LOG = {
-    "attention": "Using attention flashinfer - Prefix caching 0",
-    "prefill": "Default `max_batch_prefill_tokens` to 8000",
-    "blocks": "KV-cache blocks: 52719, size: 1",  # rank 0 only (log_master)
-    "router": "Setting max batch total tokens to 52125",  # the minimum over both shards
-    "total": "Maximum total tokens defaulted to 8000",
-}
+# A published TGI run (gemma_docgen/runtime_logs.py TGI_TWO_A6000S): gemma-3-27b-it on two RTX A6000s, --num-shard 2,
+# every other knob at its default, TGI 3.3.4, whose accounting is 3.3.7's. Its lines, verbatim:
+A6000 = TGI_TWO_A6000S
+A6000_BLOCKS, A6000_ROUTER = A6000.printed
+A6000_ATTENTION, A6000_PREFILL, A6000_TOTAL = A6000.also_printed
 
 
 def test_published_a6000_run_resolves_the_same_backend_and_defaults() -> None:
     head_dim = GEMMA_3_27B.attention.global_.head_dim
     assert RULES.attention_backend(head_dim, System.CUDA) is AttentionBackend.FLASHINFER
-    assert A6000_LOG["attention"].startswith(f"Using attention {RULES.attention_backend(head_dim, System.CUDA)}")
-    assert A6000_LOG["blocks"].endswith(f"size: {tgi.block_size(GEMMA_3_27B.attention, RULES)}")
+    assert A6000_ATTENTION.startswith(f"Using attention {RULES.attention_backend(head_dim, System.CUDA)}")
+    assert A6000_BLOCKS.endswith(f"size: {tgi.block_size(GEMMA_3_27B.attention, RULES)}")
     gemma3 = model_type(GEMMA_3_27B)
     assert gemma3 is not None
-    assert A6000_LOG["prefill"].endswith(str(RULES.default_max_batch_prefill_tokens(gemma3)))
+    assert A6000_PREFILL.endswith(str(RULES.default_max_batch_prefill_tokens(gemma3)))
     # Without chunking TGI defaults max_total_tokens to the warmup's prefill (FlashCausalLM.warmup).
     assert not RULES.prefill_chunking(gemma3)
+    assert A6000_TOTAL.endswith(str(A6000.knobs.context_tokens))
 
 
 def test_published_a6000_run_prints_the_lines_the_model_prints() -> None:
-    knobs = Knobs(context_tokens=8000, sequences=1, prefill_chunk_tokens=8000, tensor_parallel=2)
-    pool = 52125 * tgi.bytes_per_token(GEMMA_3_27B.attention, 2, RULES)
-    accounting = tgi.account(GEMMA_3_27B.attention, knobs, pool, RULES)
-    assert tgi.log_lines(accounting, 1, RULES) == ("KV-cache blocks: 52125, size: 1", A6000_LOG["router"])
+    assert model_lines(A6000) == ("KV-cache blocks: 52125, size: 1", A6000_ROUTER)
 
 
 @pytest.mark.parametrize("logged_tokens", [52719, 52125])
@@ -249,7 +242,8 @@ def test_published_a6000_cache_is_every_layer_at_full_length_on_half_the_heads(l
     3.9-4.0 GiB left for the CUDA context and the prefill's activations. Were the heads not split, or only the
     global layers stored, the remainder would be negative or over 15 GiB.
     """
-    budget = tgi.pool_bytes(49140 * MIB, _bf16_weight_bytes(GEMMA_3_27B) // 2, RULES)
+    assert A6000.device_mib is not None
+    budget = tgi.pool_bytes(A6000.device_mib * MIB, _bf16_weight_bytes(GEMMA_3_27B) // 2, RULES)
     cache = logged_tokens * tgi.bytes_per_token(GEMMA_3_27B.attention, 2, RULES)
     assert 3 * GIB < budget - cache < 5 * GIB
 

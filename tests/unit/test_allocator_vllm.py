@@ -6,6 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gemma_docgen.runtime_logs import (
+    GEMMA_FORGE_TWO_L4S,
+    ROBOTMUNKI_ANNOTATED_LOG,
+    VLLM_ISSUE_39734,
+    VLLM_RUNS,
+    PublishedRun,
+    pool_bytes,
+    reproduce,
+)
 from gemma_operator.api import Family
 from gemma_operator.catalog import lookup, variants
 from gemma_operator.catalog.facts import Attention
@@ -39,58 +48,38 @@ def _within_one_percent(computed: int, published: int) -> bool:
 # --- Published log lines -----------------------------------------------------------------------------------------
 
 
-def test_issue_39734_31b_bf16_at_262144() -> None:
-    """https://github.com/vllm-project/vllm/issues/39734 (vLLM 0.19.1rc1, google/gemma-4-31B-it, bf16, one GPU):
+@pytest.mark.parametrize("run", VLLM_RUNS, ids=lambda run: run.name)
+def test_published_log_lines(run: PublishedRun) -> None:
+    """Each published vLLM line (gemma_docgen/runtime_logs.py holds the URL, the quoted lines and the inputs):
+    the token count within 1%, the concurrency as printed."""
+    reproduced = reproduce(run)
+    assert _within_one_percent(reproduced.cache_tokens, run.cache_tokens), run.url
+    assert round(reproduced.guaranteed, 2) == run.concurrency, run.url
 
-    [kv_cache_utils.py:1319] GPU KV cache size: 37,392 tokens
-    [kv_cache_utils.py:1324] Maximum concurrency for 262,144 tokens per request: 1.53x
 
-    The issue gives no "Available KV cache memory" line. 37,392 tokens are 2,337 blocks per group of the six
-    groups (16 tokens each), so the pool held 14,022 to 14,027 blocks of 2.5 MiB: 34.23 GiB. 1.53x needs
-    --max-num-batched-tokens 2048 (8192 would give 1.27x).
-    """
-    knobs = Knobs(context_tokens=262144, sequences=1, prefill_chunk_tokens=2048)
-    rounded_pool = account(ATTENTION_31B, knobs, int(34.2 * GIB), V0_19_1)
-    assert _within_one_percent(rounded_pool.cache_tokens, 37392)
-    assert round(rounded_pool.guaranteed, 2) == 1.53
-    derived_pool = account(ATTENTION_31B, knobs, 14022 * int(2.5 * MIB), V0_19_1)
-    assert (derived_pool.cache_tokens, round(derived_pool.guaranteed, 2)) == (37392, 1.53)
+def test_issue_39734_to_the_block() -> None:
+    """https://github.com/vllm-project/vllm/issues/39734 logged 37,392 tokens: 2,337 blocks per group of the six
+    groups (16 tokens each), so the pool held 14,022 to 14,027 blocks of 2.5 MiB. With that pool both figures are
+    exact, and 1.53x needs --max-num-batched-tokens 2048 (8192 would give 1.27x)."""
+    run = VLLM_ISSUE_39734
+    derived_pool = account(run.attention, run.knobs, 14022 * int(2.5 * MIB), V0_19_1)
+    assert (derived_pool.cache_tokens, round(derived_pool.guaranteed, 2)) == (run.cache_tokens, run.concurrency)
     at_default_chunk = account(ATTENTION_31B, Knobs(262144, 1, 8192), 14022 * int(2.5 * MIB), V0_19_1)
     assert round(at_default_chunk.guaranteed, 2) == 1.27
 
 
-def test_gemma_forge_31b_nvfp4_on_two_l4s() -> None:
-    """https://kenrollins.github.io/gemma-forge/journal/gotchas/context-window-edge/ (nvidia NVFP4 31B, 2x L4, TP 2,
-    fp8 KV cache, max_model_len 4096): "vLLM allocates 10,432 tokens of KV cache" and "3.58x concurrent requests".
-
-    The page's "~642 MiB per GPU" for the cache would give 2,736 tokens; the pool is derived from the token
-    count instead: 10,432 = 652 blocks per group * 16, so 3,912 blocks of 640 KiB (2.39 GiB) per GPU. The
-    chunk is vLLM's default on an L4 (2048); 3.58x then follows, which checks the per-rank KV heads
-    (8 sliding, 2 global), the fp8 page and the sliding charge together.
-    """
-    chunk = default_batched_tokens(V0_19_1, 23034 / 1024, "NVIDIA-L4")
-    knobs = Knobs(context_tokens=4096, sequences=1, prefill_chunk_tokens=chunk, tensor_parallel=2)
-    result = account(ATTENTION_31B, knobs, 3912 * 640 * KIB, V0_19_1, kv_cache_dtype="fp8")
-    assert _within_one_percent(result.cache_tokens, 10432)
-    assert round(result.guaranteed, 2) == 3.58
+def test_gemma_forge_takes_the_default_chunk_of_an_l4() -> None:
+    """https://kenrollins.github.io/gemma-forge/journal/gotchas/context-window-edge/ ran vLLM's default chunk: 3.58x
+    then checks the per-rank KV heads (8 sliding, 2 global), the fp8 page and the sliding charge together."""
+    assert default_batched_tokens(V0_19_1, 23034 / 1024, "NVIDIA-L4") == GEMMA_FORGE_TWO_L4S.knobs.prefill_chunk_tokens
 
 
-def test_robotmunki_31b_nvfp4_at_262144() -> None:
-    """https://www.robotmunki.com/pages/vllm-startup-log-annotated.html (nvidia/Gemma-4-31B-IT-NVFP4,
-    max_num_batched_tokens 4096, max_model_len 262144): "KV cache 1,563,739 tokens", "Concurrency 5.97x".
-
-    The page names neither the vLLM release nor the pool. 1,563,739 = int(X * 262,144) is 0.33.0's
-    single-line formula; X is a whole number of blocks over the per-request charge only with one batch in
-    flight (58,441 blocks / 9,797), i.e. async scheduling off, not 0.33.0's default of two.
-    """
-    one_batch = V0_33_0.model_copy(
-        update={"sliding_charge": V0_33_0.sliding_charge.model_copy(update={"concurrent_batches": 1})}
-    )
-    knobs = Knobs(context_tokens=262144, sequences=1, prefill_chunk_tokens=4096)
-    result = account(ATTENTION_31B, knobs, 58441 * int(2.5 * MIB), one_batch)
-    assert (result.cache_tokens, round(result.guaranteed, 2)) == (1563739, 5.97)
-    two_batches = account(ATTENTION_31B, knobs, 58441 * int(2.5 * MIB), V0_33_0)
-    assert round(two_batches.guaranteed, 2) < 5.97
+def test_robotmunki_ran_one_batch_in_flight() -> None:
+    """https://www.robotmunki.com/pages/vllm-startup-log-annotated.html: 0.33.0's default of two batches in flight
+    (async scheduling) would have logged less than 5.97x from the same pool."""
+    run = ROBOTMUNKI_ANNOTATED_LOG
+    two_batches = account(run.attention, run.knobs, pool_bytes(run), V0_33_0)
+    assert round(two_batches.guaranteed, 2) < (run.concurrency or 0)
 
 
 @pytest.mark.parametrize("rules_at", [V0_19_1, V0_33_0], ids=lambda r: r.version)

@@ -44,9 +44,10 @@ class Row:
 PREQUANTISED_REPOSITORY = "any/pre-quantised-w4a16"
 
 
-def _planned(
+def planned_deployment(
     variant: Variant, precision: Precision, runtime: Runtime, accelerator: str, context: int, sequences: int
 ) -> GemmaDeployment:
+    """The GemmaDeployment the frontier plans for one cell: the variant on one runtime and accelerator class."""
     model = {"family": variant.family.value, "variant": variant.name, "precision": precision.value}
     if precision is Precision.INT4 and runtime is Runtime.VLLM:
         model["repository"] = PREQUANTISED_REPOSITORY
@@ -77,12 +78,13 @@ def _cell(
     none = Cell(context, None, None, None, None)
     if context > variant.max_context_tokens:
         return none
-    one = plan(_planned(variant, precision, runtime, accelerator, context, 1), classes)
+    one = plan(planned_deployment(variant, precision, runtime, accelerator, context, 1), classes)
     if not isinstance(one, Plan):
         return none
     most = one.fits_up_to.concurrent_sequences
     full = plan(
-        _planned(variant, precision, runtime, accelerator, context, min(most, MAX_CONCURRENT_SEQUENCES)), classes
+        planned_deployment(variant, precision, runtime, accelerator, context, min(most, MAX_CONCURRENT_SEQUENCES)),
+        classes,
     )
     at = full if isinstance(full, Plan) and full.placement.gpus_per_replica == one.placement.gpus_per_replica else one
     return Cell(
@@ -119,7 +121,8 @@ class Reproduction:
     log_lines: tuple[str, ...]
 
 
-def _log_lines(runtime: Runtime, knobs: Knobs, accounting: KvAccounting) -> tuple[str, ...]:
+def log_lines(runtime: Runtime, knobs: Knobs, accounting: KvAccounting) -> tuple[str, ...]:
+    """The lines a runtime logs about its cache for these figures (none for llama.cpp, which logs bytes)."""
     if runtime is Runtime.VLLM:
         # vllm/v1/core/kv_cache_utils.py (the two lines of 0.19.1; 0.33.0 prints them as one).
         return (
@@ -161,5 +164,5 @@ def reproduce(
         version=bound.sizer.version,
         version_known=not bound.decisions,
         accounting=accounting,
-        log_lines=_log_lines(runtime, knobs, accounting),
+        log_lines=log_lines(runtime, knobs, accounting),
     )
