@@ -305,8 +305,8 @@ def test_helm_upgrade_then_uninstall(plane: Plane) -> None:
         helm(
             plane, "upgrade", installed.name, str(ROOT / "charts" / "gemma-operator"), "-n", installed.namespace,
             "--reuse-values", "--wait", "--timeout", "2m", "--set", "logFormat=plain",
-            "--set", "acceleratorClasses.classes.b200.product=NVIDIA-B200",
-            "--set", "acceleratorClasses.classes.b200.memoryMiB=183359",
+            "--set", "acceleratorClasses.classes.gb200.product=NVIDIA-GB200",
+            "--set", "acceleratorClasses.classes.gb200.memoryMiB=189471",
         )  # fmt: skip
         after = deployment_of(plane, installed)
         assert "--log-format=plain" in after["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -316,7 +316,7 @@ def test_helm_upgrade_then_uninstall(plane: Plane) -> None:
             != before["spec"]["template"]["metadata"]["annotations"][annotation]
         )
         classes = kubectl(plane, "get", "configmap", installed.name, "-n", installed.namespace, "-o", "yaml").stdout
-        assert "NVIDIA-B200" in classes
+        assert "NVIDIA-GB200" in classes
         history = helm(plane, "history", installed.name, "-n", installed.namespace, "-o", "yaml").stdout
         assert [entry["status"] for entry in yaml.safe_load(history)] == ["superseded", "deployed"]
 

@@ -22,6 +22,9 @@ from harness.config import PlaneConfig
 GROUP, VERSION, PLURAL, KIND = "serving.gemma.dev", "v1alpha1", "gemmadeployments", "GemmaDeployment"
 MIX: tuple[str, ...] = ("e2b",) * 9 + ("e4b",) * 9 + ("26b-a4b", "31b")
 GPU_VARIANTS = frozenset({"26b-a4b", "31b"})
+# Sequences per replica where the default (4) would not fit one H100: 31B holds two 8K sequences there by
+# vLLM's own accounting, so each GPU CR stays one pod on one GPU.
+SEQUENCES = {"31b": 2}
 CHILDREN_PER_CR = 2  # Deployment and Service
 PODS_PER_NODE = 110
 GPUS_PER_NODE = 8
@@ -45,7 +48,11 @@ def gemma(name: str, variant: str, namespace: str, verify: bool = False) -> dict
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"model": {"family": "gemma-4", "variant": variant}, "replicas": 1, "serving": {"verify": verify}},
+        "spec": {
+            "model": {"family": "gemma-4", "variant": variant},
+            "replicas": 1,
+            "serving": {"verify": verify, "maxConcurrentSequences": SEQUENCES.get(variant, 4)},
+        },
     }
 
 

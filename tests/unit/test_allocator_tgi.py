@@ -293,6 +293,7 @@ def test_the_cpu_build_takes_95_percent_of_the_ram_left_split_over_shards() -> N
         ("ghcr.io/huggingface/text-generation-inference", None),
         ("registry.local:5000/text-generation-inference", None),
         ("ghcr.io/huggingface/text-generation-inference@sha256:" + "0" * 64, None),
+        ("ghcr.io/huggingface/text-generation-inference:3.3.5@sha256:" + "0" * 64, TgiImage("3.3.5", System.CUDA)),
     ],
 )
 def test_image_tags_name_their_release(image: str, expected: TgiImage | None) -> None:

@@ -401,3 +401,11 @@ def test_the_gb10_class_plans_with_its_own_memory_fraction() -> None:
     assert report.memory.available_gi_b == pytest.approx(gb10.memory_gib * gb10.memory_utilization, abs=0.1)
     args = report.runtime.args
     assert args[args.index("--gpu-memory-utilization") + 1] == str(gb10.memory_utilization)
+
+
+def test_gemma_3_on_vllm_takes_the_2048_floor_its_images_allow() -> None:
+    # Gemma 3's largest multimodal item is an image of 256 tokens; only Gemma 4's 2496-token video lifts the floor.
+    report = plan_for(model={"family": "gemma-3", "variant": "27b"}, serving={"maxConcurrentSequences": 5})
+    assert report.runtime is not None
+    assert report.runtime.name is Runtime.VLLM
+    assert report.runtime.prefill_chunk_tokens == 2048

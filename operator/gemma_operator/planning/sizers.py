@@ -100,7 +100,9 @@ class VllmSizer:
             raise ValueError("vLLM runs on GPUs only")
         default = vllm.default_batched_tokens(self.rules, accelerator.memory_gib, accelerator.product)
         whole_items = self.rules.whole_multimodal_items
-        item = whole_items.gemma4_item_tokens if self.family in whole_items.families else 0
+        # Gemma 4's largest item is a video (vllm.yaml); Gemma 3's, an image, is far below the floor.
+        whole = self.family is Family.GEMMA_4 and self.family in whole_items.families
+        item = whole_items.gemma4_item_tokens if whole else 0
         floor = max(MIN_PREFILL_CHUNK_TOKENS, item, knobs.sequences)
         if default <= floor:
             return (max(default, item, knobs.sequences),)

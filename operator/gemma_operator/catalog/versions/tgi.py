@@ -144,12 +144,13 @@ _TAG = re.compile(r"(?P<version>\d+\.\d+\.\d+)(?:-(?P<system>intel-cpu))?")
 
 
 def parse_image(image: str) -> TgiImage | None:
-    """The release and build an image reference runs, from its tag; None for a digest, latest or another build.
+    """The release and build an image reference runs, from its tag; None for a bare digest, latest or another build.
 
     Only the tag is read, so a mirror of TGI's image in another registry is recognised too.
     """
-    name = image.rsplit("/", 1)[-1]
-    if "@" in name or ":" not in name:
+    # A digest after the tag (3.3.7@sha256:...) pins the same release the tag names.
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if ":" not in name:
         return None
     match = _TAG.fullmatch(name.split(":", 1)[1])
     if match is None:
