@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gemma_operator.api import Family, Precision, Runtime, Target
-from gemma_operator.catalog import Attention, lookup
+from gemma_operator.catalog import Attention, lookup, runtimes
 from gemma_operator.catalog.versions import llamacpp as llamacpp_versions
 from gemma_operator.catalog.versions import tgi as tgi_versions
 from gemma_operator.catalog.versions import vllm as vllm_versions
@@ -209,6 +209,7 @@ def planner_cache_tokens(run: PublishedRun) -> int | None:
         weight_bytes=weights(variant, Precision.BF16, Runtime.TGI, run.release).total_bytes,
         device_gib=run.device_mib / 1024,
         memory_utilization=rules.memory.default_cuda_memory_fraction,
+        activation_bytes_per_hidden_unit=runtimes()[Runtime.TGI].activation_bytes_per_hidden_unit,
     )
     return request.size(run.knobs).accounting.cache_tokens
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemma_docgen.runtime_logs import TGI_TWO_A6000S, model_lines
+from gemma_docgen.runtime_logs import TGI_TWO_A6000S, model_lines, planner_cache_tokens
 from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import lookup, runtimes, variants
 from gemma_operator.catalog.facts import Attention, Variant
@@ -246,6 +246,14 @@ def test_published_a6000_cache_is_every_layer_at_full_length_on_half_the_heads(l
     budget = tgi.pool_bytes(A6000.device_mib * MIB, _bf16_weight_bytes(GEMMA_3_27B) // 2, RULES)
     cache = logged_tokens * tgi.bytes_per_token(GEMMA_3_27B.attention, 2, RULES)
     assert 3 * GIB < budget - cache < 5 * GIB
+
+
+def test_the_planners_sizing_of_the_a6000_run_is_at_most_what_tgi_logged() -> None:
+    """The planner sizes TGI's pool from the GPU, the weights and its overhead model: never more cache than the
+    published run's 52,125 tokens (a plan must not promise what TGI will not allocate), and within 2% of it."""
+    predicted = planner_cache_tokens(TGI_TWO_A6000S)
+    assert predicted is not None
+    assert 0.98 * 52125 <= predicted <= 52125
 
 
 def test_a_vision_gemma_must_prefill_a_whole_prompt_at_once() -> None:

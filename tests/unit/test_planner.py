@@ -59,7 +59,7 @@ def test_a_naive_kv_formula_would_need_more_h100s_than_the_runtimes_accounting()
     naive = (
         weights(variant, Precision.BF16, Runtime.VLLM).total_gib
         + naive_kv_cache_gib(variant.attention, 32768, 1)
-        + overhead_gib(variant, Target.GPU, 2496, 1)
+        + overhead_gib(variant, Target.GPU, 2496, 1, vllm.activation_bytes_per_hidden_unit)
     )
     assert naive > h100  # one GPU would not do under the naive formula ...
     long_one = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 32768, "maxConcurrentSequences": 1})

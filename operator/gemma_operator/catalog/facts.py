@@ -213,6 +213,8 @@ class RuntimeFacts(Fact):
     memory_utilization: float = Field(gt=0, le=1)
     # Whether the runtime can load a model at a given revision (llama.cpp's -hf has no revision).
     pins_revision: bool = True
+    # Activation memory of one forward pass, per token in flight and unit of hidden size (planning/memory.py).
+    activation_bytes_per_hidden_unit: int = Field(gt=0)
     gguf_quant: dict[Precision, str] = Field(default_factory=dict)
     serves: dict[Family, tuple[Serves, ...]]
     unsupported_reason: dict[Family, str] = Field(default_factory=dict)

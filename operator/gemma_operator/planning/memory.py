@@ -14,13 +14,13 @@ KV_BYTES_PER_VALUE = 2
 # The overhead model. On a GPU, per GPU:
 # - CUDA context, cuBLAS and NCCL workspaces: about 1 GiB;
 # - CUDA graphs captured for decode batch sizes: about 0.5 GiB;
-# - activations of one forward pass: tokens in flight x hidden size x 2 bytes x 16, the
-#   factor covering the gated MLP's intermediate tensors, attention scratch and residuals.
+# - activations of one forward pass: tokens in flight x hidden size x the runtime's activation
+#   bytes per hidden unit (runtimes.yaml), covering the gated MLP's intermediate tensors,
+#   attention scratch and residuals.
 # On a CPU node: the server process and its compute buffers, about 0.75 GiB, plus the
 # same activation term.
 GPU_FIXED_OVERHEAD_GIB = 1.5
 CPU_FIXED_OVERHEAD_GIB = 0.75
-ACTIVATION_BYTES_PER_HIDDEN_UNIT = 2 * 16
 
 
 def naive_kv_cache_gib(attention: Attention, context_tokens: int, sequences: int) -> float:
@@ -32,8 +32,10 @@ def naive_kv_cache_gib(attention: Attention, context_tokens: int, sequences: int
     return sequences * attention.layers * widest * 2 * KV_BYTES_PER_VALUE * context_tokens / GIB
 
 
-def overhead_gib(variant: Variant, target: Target, prefill_tokens: int, devices: int) -> float:
+def overhead_gib(
+    variant: Variant, target: Target, prefill_tokens: int, devices: int, activation_bytes_per_hidden_unit: int
+) -> float:
     """Runtime overhead of a replica spread over `devices` GPUs (1 off GPUs) that prefills `prefill_tokens` at once."""
-    activations = prefill_tokens * variant.hidden_size * ACTIVATION_BYTES_PER_HIDDEN_UNIT / GIB
+    activations = prefill_tokens * variant.hidden_size * activation_bytes_per_hidden_unit / GIB
     fixed = GPU_FIXED_OVERHEAD_GIB if target is Target.GPU else CPU_FIXED_OVERHEAD_GIB
     return devices * (fixed + activations)

@@ -128,6 +128,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         weight_bytes=stored.total_bytes,
         device_gib=device_gib,
         memory_utilization=utilization,
+        activation_bytes_per_hidden_unit=runtime.activation_bytes_per_hidden_unit,
     )
     serving = spec.serving
     choice = choose(request, degrees, serving.max_context_tokens, serving.max_concurrent_sequences)

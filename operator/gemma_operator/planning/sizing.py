@@ -78,11 +78,16 @@ class Request:
     weight_bytes: float
     device_gib: float
     memory_utilization: float
+    activation_bytes_per_hidden_unit: int
 
     def size(self, knobs: Knobs) -> Sizing:
         devices = knobs.tensor_parallel
         overhead = memory.overhead_gib(
-            self.variant, self.target, min(knobs.context_tokens, knobs.prefill_chunk_tokens), devices
+            self.variant,
+            self.target,
+            min(knobs.context_tokens, knobs.prefill_chunk_tokens),
+            devices,
+            self.activation_bytes_per_hidden_unit,
         )
         usable = self.device_gib * self.sizer.usable_fraction(self.memory_utilization)
         pool = int((usable - overhead / devices) * GIB - self.weight_bytes / devices)
