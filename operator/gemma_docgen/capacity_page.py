@@ -69,9 +69,9 @@ def _knobs() -> str:
   `window - 1` tokens plus the tokens in flight ({vllm_versions.PINNED}: two chunks, under its default
   async scheduling; 0.19.1: one), so a smaller chunk admits more sequences. The plan starts from
   vLLM's own default for the GPU ({vllm_versions.PINNED}: 8192 on an H100, H200 or RTX PRO 6000, 16384 on a
-  B200, 2048 on an A100, L4 or GB10) and halves it down to a floor of 2048, or 2496 where the
-  release schedules a whole multimodal item in one batch (Gemma 3 on both releases, Gemma 4 on
-  {vllm_versions.PINNED}; 2496 tokens is a Gemma 4 video of 32 frames), and takes the largest chunk that admits
+  B200, 2048 on an A100, L4 or GB10) and halves it down to a floor of 2048, or 2496 for Gemma 4 on
+  {vllm_versions.PINNED}, which schedules a whole multimodal item in one batch (a Gemma 4 video of 32 frames is
+  2496 tokens; Gemma 3's largest item, an image, is far below 2048), and takes the largest chunk that admits
   the request on the fewest GPUs. It sets the chunk it planned with, and
   `status.plan.runtime.decisions` says which and why. At a cell's guaranteed count the chunk is
   mostly the floor: the table after the headline shows it for every H100 cell.
