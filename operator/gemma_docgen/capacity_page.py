@@ -208,8 +208,8 @@ TGI prints no free-memory figure, so its line is no 1% reproduction: what it doe
 attention backend, the block size, the defaults it logged and that every layer is stored at full
 length on half the KV heads per shard (the cache then leaves 3.9 to 4.0 GiB per shard for the CUDA
 context and the prefill, where the other layouts leave a negative amount or over 15 GiB). The
-planner's own sizing of those two GPUs comes out above TGI's count (last column): its overhead model
-leaves less for the CUDA context and the prefill's activations than this run took.
+planner's own sizing of those two GPUs (last column) comes out just below TGI's count: TGI's
+activation term is calibrated on this run, which took twice what the vLLM model allows for a prefill.
 `e2e/test_real_llamacpp_kv.py` starts the real llama-server on one such GGUF per Gemma attention
 layout and checks both cache lines of each against the model to the byte.
 """
