@@ -26,7 +26,7 @@ from gemma_operator.api import Runtime, parse_deployment
 from gemma_operator.rendering import RUNTIME_LABEL, render
 from servingsim.inprocess import InProcessSim, free_port
 from servingsim.loopback import NotLoopbackError, parse_host_port, require_loopback
-from servingsim.modelconfig import llamacpp_config, tgi_config, vllm_config
+from servingsim.modelconfig import llamacpp_config, lora_module_names, tgi_config, vllm_config
 from servingsim.runtimes import RUNTIMES, runtime_for_image
 from servingsim.watcher import Refusal, Target, target_for_pod
 
@@ -324,6 +324,43 @@ def test_vllm_chat_completion_shape_and_counts(sim: InProcessSim) -> None:
     models = requests.get(f"{base}/v1/models", timeout=5).json()
     assert models["object"] == "list"
     assert models["data"][0]["id"] == "google/gemma-3-1b-it"
+
+
+def test_lora_modules_are_read_as_vllm_reads_them() -> None:
+    args = [
+        "x/y",
+        "--lora-modules",
+        "sql=org/sql-lora",
+        '{"name": "chat", "path": "org/chat"}',
+        "bad,json",
+        "--port",
+        "8",
+    ]
+    assert lora_module_names(args) == ("sql", "chat")
+    # vLLM keeps the last --lora-modules only, and serves adapters only with --enable-lora.
+    assert lora_module_names([*args, "--lora-modules", "last=org/last"]) == ("last",)
+    assert vllm_config([], ["x/y", "--enable-lora", *args[1:]], {}, "p").adapters == ("sql", "chat")
+    assert vllm_config([], args, {}, "p").adapters == ()
+
+
+def test_vllm_serves_its_lora_adapters_by_name_and_counts_them(sim: InProcessSim) -> None:
+    base = served(
+        sim, "vllm-lora", VLLM_IMAGE, args=["google/gemma-4-31B-it", "--enable-lora", "--lora-modules", "sql=org/sql"]
+    )
+    question: dict[str, Any] = {"messages": [{"role": "user", "content": "Hello"}]}
+    for model in (None, "sql", "sql"):
+        body = question if model is None else {**question, "model": model}
+        answer = requests.post(f"{base}/v1/chat/completions", json=body, timeout=5)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"] == (model or "google/gemma-4-31B-it")
+    assert (
+        requests.post(f"{base}/v1/chat/completions", json={**question, "model": "chat"}, timeout=5).status_code == 404
+    )
+    state = requests.get(f"{sim.control_url}/pods/sim/vllm-lora", timeout=5).json()
+    assert state["requests"]["byModel"] == {"google/gemma-4-31B-it": 1, "sql": 2}
+    cards = {card["id"]: card for card in requests.get(f"{base}/v1/models", timeout=5).json()["data"]}
+    assert cards["sql"]["parent"] == "google/gemma-4-31B-it"
+    assert cards["google/gemma-4-31B-it"]["parent"] is None
 
 
 def test_latency_is_honoured_and_in_flight_requests_count_as_running(

@@ -90,3 +90,27 @@ def test_verification_can_be_turned_off(gemma: Gemma, operator: OperatorProcess)
     gemma.create(manifest("unverified", model={"variant": "e2b"}, serving={"verify": False}))
     ready = gemma.wait("unverified", "Ready")
     assert all(c["type"] != "Verified" for c in ready["status"]["conditions"])
+
+
+def test_each_lora_adapter_is_asked_by_name(gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess) -> None:
+    adapters = [
+        {"name": "sql", "repository": "example/gemma-4-26b-sql-lora"},
+        {"name": "support-chat", "repository": "example/gemma-4-26b-support-lora"},
+    ]
+    gemma.create(manifest("lora", model={"variant": "26b-a4b"}, adapters=adapters, serving={"lora": {"maxLoaded": 2}}))
+    ready = gemma.wait("lora", "Ready", timeout=120)
+    status = ready["status"]
+    assert status["adapters"] == ["sql", "support-chat"]
+    assert status["plan"]["memory"]["adaptersGiB"] > 0
+    args = status["plan"]["runtime"]["args"]
+    assert "--enable-lora" in args
+    modules = args.index("--lora-modules")
+    assert args[modules + 1 : modules + 3] == [f"{a['name']}={a['repository']}" for a in adapters]
+    verified = gemma.condition("lora", "Verified")
+    assert verified["status"] == "True"
+    assert verified["message"].endswith("; adapters sql, support-chat answered")
+    (pod,) = gemma.pods("lora")
+    served = servingsim.pod(gemma.namespace, pod.metadata.name)
+    assert served is not None
+    # One chat completion to the model and one to each adapter, by name, over HTTP to the pod.
+    assert served["requests"]["byModel"] == {"google/gemma-4-26B-A4B-it": 1, "sql": 1, "support-chat": 1}

@@ -7,6 +7,7 @@ runtime's default, as a container that ignored them would.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ class ModelConfig:
     max_total_tokens: int
     max_concurrent_requests: int
     parallel_slots: int
+    # vLLM's LoRA adapters (--lora-modules): names a request may give as its model.
+    adapters: tuple[str, ...] = ()
 
 
 def flag_value(argv: Sequence[str], *names: str) -> str | None:
@@ -85,8 +88,32 @@ def _vllm_model(argv: Sequence[str], has_command: bool, args: Sequence[str]) -> 
     return None
 
 
+def lora_module_names(argv: Sequence[str]) -> tuple[str, ...]:
+    """The adapter names of the last ``--lora-modules`` (vLLM keeps only the last; each takes the values up to the
+    next option): ``name=path`` items, or JSON objects with a ``name`` (entrypoints/common/cli_args.py
+    LoRAParserAction). A malformed item names no adapter, as vLLM would refuse to start."""
+    starts = [i for i, token in enumerate(argv) if token == "--lora-modules"]
+    if not starts:
+        return ()
+    names = []
+    for item in argv[starts[-1] + 1 :]:
+        if item.startswith("-"):
+            break
+        if "=" in item and "," not in item:
+            names.append(item.split("=", 1)[0])
+            continue
+        try:
+            document = json.loads(item)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and isinstance(document.get("name"), str):
+            names.append(document["name"])
+    return tuple(names)
+
+
 def vllm_config(command: Sequence[str], args: Sequence[str], env: Mapping[str, str], fallback: str) -> ModelConfig:
-    """`vllm serve MODEL` / `--model MODEL`; --served-model-name renames it."""
+    """`vllm serve MODEL` / `--model MODEL`; --served-model-name renames it; with --enable-lora, --lora-modules
+    adds adapters."""
     argv = [*command, *args]
     model = _vllm_model(argv, bool(command), args) or env.get("MODEL_ID") or fallback
     served = flag_value(argv, "--served-model-name")
@@ -100,6 +127,7 @@ def vllm_config(command: Sequence[str], args: Sequence[str], env: Mapping[str, s
         max_total_tokens=max_len,
         max_concurrent_requests=seqs,
         parallel_slots=seqs,
+        adapters=lora_module_names(argv) if "--enable-lora" in argv else (),
     )
 
 

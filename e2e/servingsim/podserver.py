@@ -173,4 +173,5 @@ class PodServer:
             )
         )
         self.stats.completions += 1
+        self.stats.by_model[parsed.model or self.cfg.model_id] += 1
         return self.runtime.completed(parsed, self.cfg, completion, seconds)

@@ -450,8 +450,8 @@ class Vllm(Runtime):
                         "object": "model",
                         "created": created,
                         "owned_by": "vllm",
-                        "root": cfg.model_id,
-                        "parent": None,
+                        "root": root,
+                        "parent": parent,
                         "max_model_len": cfg.max_total_tokens,
                         "permission": [
                             {
@@ -470,14 +470,18 @@ class Vllm(Runtime):
                             }
                         ],
                     }
-                    for name in cfg.served_names
+                    for name, root, parent in [
+                        *((name, cfg.model_id, None) for name in cfg.served_names),
+                        # OpenAIServingModels.show_available_models: an adapter's card has the base as parent.
+                        *((name, name, cfg.served_names[0]) for name in cfg.adapters),
+                    ]
                 ],
             },
         )
 
     def _parse_chat(self, body: Mapping[str, Any], cfg: ModelConfig) -> GenRequest | Reply:
         model = body.get("model")
-        if isinstance(model, str) and model not in cfg.served_names:
+        if isinstance(model, str) and model not in (*cfg.served_names, *cfg.adapters):
             return json_reply(
                 404,
                 {

@@ -133,9 +133,10 @@ def parse_load_update(document: object) -> LoadUpdate:
 
 @dataclass
 class RequestStats:
-    """Requests a simulated pod answered, by "METHOD /path", plus completions served."""
+    """Requests a simulated pod answered, by "METHOD /path", plus completions served, by the model they named."""
 
     by_route: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
     completions: int = 0
     failures: int = 0
     in_flight: int = 0
@@ -147,4 +148,5 @@ class RequestStats:
             "failures": self.failures,
             "inFlight": self.in_flight,
             "byRoute": dict(sorted(self.by_route.items())),
+            "byModel": dict(sorted(self.by_model.items())),
         }

@@ -47,6 +47,22 @@ def test_layers_that_own_a_cache(family: Family, variant: str, sliding: int, glo
     assert lookup(family, variant).attention.cache_owning_layers() == (sliding, global_)
 
 
+@pytest.mark.parametrize(("family", "name"), list(variants()))
+def test_the_mlp_widths_rebuild_the_linear_parameter_count(family: Family, name: str) -> None:
+    """intermediateSize (and E2B's double-wide KV-shared MLPs, the E-models' per-layer width) and the attention
+    shapes give back tensors.linear, counted independently from transformers' modules."""
+    variant = lookup(family, name)
+    attention, hidden = variant.attention, variant.hidden_size
+    total = 0
+    for layer in range(1, attention.layers + 1):
+        shape = attention.global_ if attention.is_global(layer) else attention.sliding
+        k_and_v = 1 if attention.is_global(layer) and attention.global_k_equals_v else 2
+        own_kv = k_and_v * shape.kv_heads * shape.head_dim * hidden if attention.owns_cache(layer) else 0
+        total += 2 * attention.attention_heads * shape.head_dim * hidden + own_kv
+        total += 3 * hidden * variant.mlp_width(layer) + 2 * hidden * variant.per_layer_input_size
+    assert total == variant.tensors.linear
+
+
 def test_unknown_variant_names_the_field_and_the_choices() -> None:
     with pytest.raises(InvalidSpec) as caught:
         lookup(Family.GEMMA_3, "31b")

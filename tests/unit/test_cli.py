@@ -48,7 +48,9 @@ def test_plan_json_for_the_four_examples() -> None:
     assert [p["name"] for p in plans] == [yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES]
     for p in plans:
         assert set(p) >= {"name", "namespace", "fits", "problems", "runtime", "placement", "memory", "limits"}
-        assert set(p["memory"]) == {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+        # API.md's memory keys, and the LoRA slots' buffers (0 without adapters).
+        contract = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+        assert set(p["memory"]) == contract | {"adaptersGiB"}
         assert set(p["runtime"]) == {
             "name",
             "image",
@@ -58,6 +60,7 @@ def test_plan_json_for_the_four_examples() -> None:
             "prefillChunkTokens",
             "autoChoice",
             "decisions",
+            "adapters",
         }
         assert set(p["concurrency"]) == {"guaranteed", "steadyDecode", "cacheTokens"}
         assert p["concurrency"]["guaranteed"] >= p["limits"]["maxConcurrentSequences"]

@@ -189,6 +189,26 @@ async def test_smoke_check_accepts_each_runtime_answer(stub: StubRuntime, answer
     ]
 
 
+async def test_smoke_check_asks_the_model_and_then_each_adapter_by_name(stub: StubRuntime) -> None:
+    stub.replies = [json_reply(VLLM_CHAT)]
+    result = await smoke_check(stub.url, ("sql", "chat"))
+    assert result.ok, result.message
+    assert [body.get("model") for body in stub.bodies] == [None, "sql", "chat"]
+    assert result.attempts == 3
+    assert result.message.endswith("; adapters sql, chat answered")
+
+
+async def test_smoke_check_names_the_adapter_that_did_not_answer(stub: StubRuntime) -> None:
+    missing = {"error": {"message": "The model `chat` does not exist.", "type": "NotFoundError", "code": 404}}
+    stub.replies = [json_reply(VLLM_CHAT), json_reply(VLLM_CHAT), json_reply(missing, 404)]
+    result = await smoke_check(stub.url, ("sql", "chat", "later"), backoff_seconds=0.01)
+    assert not result.ok
+    assert result.message == (
+        "adapter chat: POST /v1/chat/completions failed (attempt 1 of 4): HTTP 404: The model `chat` does not exist."
+    )
+    assert len(stub.bodies) == 3  # a 404 is not retried, and the adapters after it are not asked
+
+
 async def test_smoke_check_retries_transient_failures_with_backoff(stub: StubRuntime) -> None:
     stub.replies = [
         json_reply({"error": "Model is overloaded", "error_type": "overloaded"}, status=429),

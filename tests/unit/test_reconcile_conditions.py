@@ -89,6 +89,15 @@ def test_a_rolled_out_generation_is_ready_not_reconciling_and_not_stalled() -> N
     assert (status["replicas"], status["readyReplicas"]) == (2, 2)
 
 
+def test_status_names_the_adapters_the_plan_serves() -> None:
+    served = fitted(deployment(adapters=[{"name": "sql", "repository": "example/sql-lora"}]))
+    assert compute_status(observed(plan=served), {}, "t")["adapters"] == ["sql"]
+    assert "adapters" not in compute_status(observed(), {}, "t")
+    # A refused spec serves none, whatever it asks for.
+    refused = Refused.because(Reason.UNSATISFIABLE, "no")
+    assert "adapters" not in compute_status(observed(plan=refused, refusal=refused), {}, "t")
+
+
 def test_a_refusal_stalls_with_its_reason_and_message() -> None:
     status = status_of(observed(refusal=REFUSAL))
     message = 'Secret "hf-token" not found in ml'

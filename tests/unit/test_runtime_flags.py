@@ -31,6 +31,7 @@ from gemma_operator.planning.launch import (
     runtime_args,
     runtime_flags,
 )
+from gemma_operator.planning.lora import LoraSlots
 
 
 def pinned_versions(runtime: Runtime) -> set[str]:
@@ -143,6 +144,10 @@ def launches() -> list[Launch]:
                             memory_utilization=0.9,
                             cpus=4,
                             prequantized=prequantized,
+                            adapters=(("sql", "example/sql-lora"), ("chat", "example/chat-lora")),
+                            lora=LoraSlots(rank=16, slots=2),
+                            tool_calling=True,
+                            reasoning=True,
                         )
                     )
     return found
@@ -165,6 +170,8 @@ def test_every_rendered_option_and_value_is_one_the_runtime_reads() -> None:
     # TGI's --dtype and --quantize take a closed set of values; both were checked.
     assert {(Runtime.TGI, "--dtype"), (Runtime.TGI, "--quantize")} <= seen
     assert any(launch.family is Family.GEMMA_4 for launch in launches())
+    rendered = {arg for launch in launches() for arg in runtime_args(launch)}
+    assert {"--enable-lora", "--lora-modules", "--tool-call-parser"} <= rendered
 
 
 @pytest.mark.parametrize(

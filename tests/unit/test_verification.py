@@ -75,3 +75,10 @@ def test_a_passed_check_in_status_is_adopted_after_a_restart_for_its_generation_
     assert memory.current is not None
     assert memory.current.verdict == ("True", Reason.ANSWERED, "hi")
     assert verify(memory, 3, "http://a", now=0.0) is None
+
+
+def test_the_check_carries_the_adapters_to_ask() -> None:
+    memory = VerificationMemory()
+    assert verify(memory, 1, "http://a", now=0.0, adapters=("sql", "chat")) == SmokeRequest(
+        1, "http://a", ("sql", "chat")
+    )

@@ -22,10 +22,12 @@ from gemma_operator.api.resource import (
     parse_deployment,
 )
 from gemma_operator.api.spec import (
+    AdapterSpec,
     AutoscalingSpec,
     CacheSpec,
     EnvVar,
     GemmaDeploymentSpec,
+    LoraSpec,
     ModelSpec,
     MonitoringSpec,
     PlacementSpec,
@@ -53,6 +55,7 @@ __all__ = [
     "KIND",
     "PLURAL",
     "VERSION",
+    "AdapterSpec",
     "AutoscalingSpec",
     "CacheSpec",
     "Condition",
@@ -66,6 +69,7 @@ __all__ = [
     "GemmaDeploymentStatus",
     "InvalidSpec",
     "LimitsPlan",
+    "LoraSpec",
     "MemoryPlan",
     "ModelSpec",
     "MonitoringSpec",

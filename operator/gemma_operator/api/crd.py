@@ -172,8 +172,10 @@ def build_crd(variants: Mapping[str, Sequence[str]], gpu_only: Mapping[str, Sequ
     _object_defaults(GemmaDeploymentSpec, spec)
     model_rules, spec_rules = _catalog_rules(variants, gpu_only)
     spec["properties"]["model"]["x-kubernetes-validations"] = model_rules
-    if spec_rules:
-        spec["x-kubernetes-validations"] = spec_rules
+    # The catalog's rules, then the spec model's own.
+    rules = [*spec_rules, *spec.get("x-kubernetes-validations", [])]
+    if rules:
+        spec["x-kubernetes-validations"] = rules
     status = model_schema(GemmaDeploymentStatus)
 
     return {

@@ -33,6 +33,9 @@ class RuntimePlan(ApiModel):
         description="Why the plan set what it did: the prefill chunk, and the rules' release where the image's "
         "is not catalogued.",
     )
+    adapters: list[str] = Field(
+        default_factory=list, description="Model names of the LoRA adapters served beside the model."
+    )
 
 
 class PlacementPlan(ApiModel):
@@ -59,7 +62,14 @@ class MemoryPlan(ApiModel):
     overhead_gi_b: float = Field(
         alias="overheadGiB", description="Runtime overhead: CUDA context, graphs, activations."
     )
-    required_gi_b: float = Field(alias="requiredGiB", description="Weights plus KV cache plus overhead.")
+    adapters_gi_b: float = Field(
+        default=0.0,
+        alias="adaptersGiB",
+        description="Buffers of the LoRA slots (serving.lora), which vLLM reserves at start, before the KV cache.",
+    )
+    required_gi_b: float = Field(
+        alias="requiredGiB", description="Weights plus KV cache plus overhead plus the adapters' buffers."
+    )
     available_gi_b: float = Field(
         alias="availableGiB",
         description="What the replica's GPUs or node offer after the runtime's utilisation fraction.",

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from gemma_operator.api.base import ApiModel
 from gemma_operator.api.vocabulary import (
     ALLOWED_GPUS_PER_REPLICA,
+    ALLOWED_LORA_RANKS,
     Family,
     Precision,
     RuntimeChoice,
@@ -213,6 +214,72 @@ class ServingSecurityContext(ApiModel):
         return self
 
 
+# LoRA adapters. An adapter's name is the model a request names to use it. vLLM reads --lora-modules items
+# "name=path" by splitting at the first "=", and reads an item holding a "," as JSON
+# (entrypoints/common/cli_args.py LoRAParserAction); a name without "/" never equals the base model's
+# name (a repository id), which vLLM refuses for an adapter (entrypoints/openai/models/serving.py
+# OpenAIServingModels._check_load_lora_adapter_request).
+ADAPTER_NAME = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+MAX_ADAPTER_NAME = 63
+MAX_ADAPTERS = 32
+
+
+class AdapterSpec(ApiModel):
+    """A LoRA adapter of the model, served beside it: a request that names it as its model gets it."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_ADAPTER_NAME,
+        pattern=ADAPTER_NAME,
+        description="The model name requests use for this adapter; unique among the adapters.",
+    )
+    repository: str = Field(
+        max_length=2 * 96 + 1,
+        pattern=HF_REPOSITORY,
+        description="Hugging Face repository of the adapter (PEFT LoRA weights for this model).",
+    )
+    revision: str = Field(
+        default="",
+        max_length=255,
+        pattern=r"^$|" + GIT_REVISION,
+        description="Repository revision. Empty: the default branch (the only one vLLM downloads).",
+    )
+
+
+class LoraSpec(ApiModel):
+    """The LoRA slots the runtime reserves GPU memory for, whatever adapters are in use."""
+
+    max_rank: int = Field(
+        default=16,
+        ge=min(ALLOWED_LORA_RANKS),
+        le=max(ALLOWED_LORA_RANKS),
+        description="Largest adapter rank served (vLLM --max-lora-rank): 1, 8, 16, 32, 64, 128, 256, 320 or 512. "
+        "Every adapter's rank must be at most this.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self in {list(ALLOWED_LORA_RANKS)}",
+                    "message": "maxRank must be 1, 8, 16, 32, 64, 128, 256, 320 or 512",
+                }
+            ]
+        },
+    )
+    max_loaded: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_ADAPTERS,
+        description="Adapters on the GPU at once (vLLM --max-loras): a batch mixes at most this many. Each slot "
+        "reserves its buffers at start, before the KV cache is sized.",
+    )
+
+    @field_validator("max_rank")
+    @classmethod
+    def _a_rank_vllm_takes(cls, value: int) -> int:
+        if value not in ALLOWED_LORA_RANKS:
+            raise ValueError("maxRank must be 1, 8, 16, 32, 64, 128, 256, 320 or 512")
+        return value
+
+
 # vLLM's own default --max-num-seqs on the largest GPUs (vllm/engine/arg_utils.py get_batch_defaults).
 MAX_CONCURRENT_SEQUENCES = 1024
 
@@ -255,6 +322,20 @@ class ServingSpec(ApiModel):
     security_context: ServingSecurityContext = Field(
         default_factory=ServingSecurityContext,
         description="User and groups of the serving pods (default UID, GID and fsGroup 1000, non-root).",
+    )
+    # LoRA adapters (spec.adapters) and tool calling / reasoning.
+    lora: LoraSpec = Field(
+        default_factory=LoraSpec, description="LoRA slots for spec.adapters; unused without adapters."
+    )
+    tool_calling: bool | None = Field(
+        default=None,
+        description="Parse tool calls out of chat completions (vLLM --tool-call-parser gemma4 "
+        "--enable-auto-tool-choice). Empty: on for instruction-tuned Gemma 4 on vLLM, off elsewhere.",
+    )
+    reasoning: bool | None = Field(
+        default=None,
+        description="Return the model's thinking apart from its answer (vLLM --reasoning-parser gemma4). "
+        "Empty: on for instruction-tuned Gemma 4 on vLLM, off elsewhere.",
     )
 
 
@@ -404,6 +485,22 @@ class MonitoringSpec(ApiModel):
 class GemmaDeploymentSpec(ApiModel):
     """Desired state of a GemmaDeployment."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    # has(): the API server also checks the rule before filling in the defaults.
+                    "rule": (
+                        "!has(self.adapters) || size(self.adapters) == 0 || !has(self.serving)"
+                        " || !has(self.serving.lora) || !has(self.serving.lora.maxLoaded)"
+                        " || self.serving.lora.maxLoaded <= size(self.adapters)"
+                    ),
+                    "message": "serving.lora.maxLoaded must not exceed the number of adapters",
+                }
+            ]
+        }
+    }
+
     model: ModelSpec = Field(description="The Gemma model to serve.")
     serving: ServingSpec = Field(default_factory=ServingSpec, description="Runtime and request limits.")
     placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Where replicas run.")
@@ -415,3 +512,19 @@ class GemmaDeploymentSpec(ApiModel):
     )
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="The built-in autoscaler.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus integration.")
+    adapters: list[AdapterSpec] = Field(
+        default_factory=list,
+        max_length=MAX_ADAPTERS,
+        description="LoRA adapters served beside the model (vLLM), each under its own model name.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @model_validator(mode="after")
+    def _adapters_fit_their_slots(self) -> GemmaDeploymentSpec:
+        names = [adapter.name for adapter in self.adapters]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"adapter names must be unique: {', '.join(repeated)} repeated")
+        if self.adapters and self.serving.lora.max_loaded > len(self.adapters):
+            raise ValueError("serving.lora.maxLoaded must not exceed the number of adapters")
+        return self

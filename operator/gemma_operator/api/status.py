@@ -42,6 +42,10 @@ class GemmaDeploymentStatus(ApiModel):
     ready_replicas: int = Field(default=0, description="Serving pods that are ready.")
     selector: str = Field(default="", description="Label selector of the serving pods, for the scale subresource.")
     endpoint: str = Field(default="", description="In-cluster URL of the OpenAI-compatible endpoint.")
+    adapters: list[str] = Field(
+        default_factory=list,
+        description="Model names of the LoRA adapters the plan in effect serves; a request names one as its model.",
+    )
     desired_replicas: int | None = Field(
         default=None, description="Replicas the built-in autoscaler asks for (only with autoscaling.enabled)."
     )

@@ -67,3 +67,6 @@ class ConditionStatus(StrEnum):
 
 ALLOWED_GPUS_PER_REPLICA: tuple[int, ...] = (0, 1, 2, 4, 8)
 """0 lets the planner decide; tensor parallelism only comes in powers of two."""
+
+ALLOWED_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""vLLM's --max-lora-rank choices (vllm/config/lora.py MaxLoRARanks; the same in 0.19.1 and 0.33.0)."""

@@ -33,14 +33,21 @@ class Attention(Fact):
     def _count(self, layers: range) -> tuple[int, int]:
         """(sliding, global) counts among `layers` (1-based): layer i is global when i is a multiple of
         globalEvery, or when it is the last layer of a model whose last layer is global."""
-        last = self.layers if self.last_layer_global else None
-        global_layers = sum(1 for i in layers if i % self.global_every == 0 or i == last)
+        global_layers = sum(1 for i in layers if self.is_global(i))
         return len(layers) - global_layers, global_layers
 
     def cache_owning_layers(self) -> tuple[int, int]:
         """(sliding, global) counts of the layers that hold a KV cache of their own: all but the last
         kvSharedLayers, which reuse an earlier layer's cache."""
         return self._count(range(1, self.layers - self.kv_shared_layers + 1))
+
+    def is_global(self, layer: int) -> bool:
+        """Whether layer `layer` (1-based) is a global-attention layer."""
+        return layer % self.global_every == 0 or (self.last_layer_global and layer == self.layers)
+
+    def owns_cache(self, layer: int) -> bool:
+        """Whether layer `layer` (1-based) has K/V of its own (the last kvSharedLayers reuse an earlier one's)."""
+        return layer <= self.layers - self.kv_shared_layers
 
     def kv_shared_layer_counts(self) -> tuple[int, int]:
         """(sliding, global) counts of the last kvSharedLayers layers."""
@@ -59,6 +66,7 @@ class Repositories(Fact):
 class Experts(Fact):
     count: int = Field(gt=0)
     active: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
 
 
 class TensorGroup(StrEnum):
@@ -127,6 +135,9 @@ class Variant(Fact):
     encoders: Encoders = Field(default_factory=Encoders)
     active_parameters: float | None = None
     hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    per_layer_input_size: int = Field(default=0, ge=0)
+    double_wide_kv_shared_mlp: bool = False
     vocab_size: int = Field(gt=0)
     max_context_tokens: int = Field(gt=0)
     default_target: Target
@@ -176,6 +187,11 @@ class Variant(Fact):
             sliding * 2 * attention.sliding.kv_heads * attention.sliding.head_dim
             + global_ * global_projections * attention.global_.kv_heads * attention.global_.head_dim
         )
+
+    def mlp_width(self, layer: int) -> int:
+        """The gated MLP's width at layer `layer` (1-based): E2B doubles it in its KV-shared layers."""
+        doubled = self.double_wide_kv_shared_mlp and not self.attention.owns_cache(layer)
+        return self.intermediate_size * (2 if doubled else 1)
 
     @property
     def parameters(self) -> int:

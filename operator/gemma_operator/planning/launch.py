@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from gemma_operator.api import Family, Precision, Runtime, Target
 from gemma_operator.catalog import RuntimeFacts
+from gemma_operator.planning.lora import LoraSlots
 from gemma_operator.planning.sizers import PLANNED_CTX_CHECKPOINTS
 
 
@@ -31,6 +32,12 @@ class Launch:
     cpus: int
     # An int4 model.repository: the checkpoint carries its quantisation, which vLLM reads itself.
     prequantized: bool = False
+    # LoRA adapters (vLLM): (name, repository) of each, and the slots reserved for them.
+    adapters: tuple[tuple[str, str], ...] = ()
+    lora: LoraSlots | None = None
+    # vLLM's Gemma 4 tool-call and reasoning parsers.
+    tool_calling: bool = False
+    reasoning: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,10 @@ PRECISION = "spec.model.precision"
 GPUS = "spec.placement.gpusPerReplica"
 CONTEXT = "spec.serving.maxContextTokens"
 SEQUENCES = "spec.serving.maxConcurrentSequences"
+ADAPTERS = "spec.adapters"
+LORA = "spec.serving.lora"
+TOOL_CALLING = "spec.serving.toolCalling"
+REASONING = "spec.serving.reasoning"
 # What no spec field changes: the planner sizes memory by it, and probes, Service and scraping rely on the rest.
 OPERATOR = "the operator"
 
@@ -118,10 +129,18 @@ class VllmFlags(NamedTuple):
     memory_utilization: Flag = Flag("--gpu-memory-utilization", OPERATOR, ("--device-memory-utilization",))
     dtype: Flag = Flag("--dtype", PRECISION)
     quantization: Flag = Flag("--quantization", PRECISION, ("-q",))
-    reasoning_parser: Flag = Flag("--reasoning-parser", "spec.model.family")
-    tool_call_parser: Flag = Flag("--tool-call-parser", "spec.model.family")
+    # Tool calling and reasoning.
+    reasoning_parser: Flag = Flag("--reasoning-parser", REASONING)
+    tool_call_parser: Flag = Flag("--tool-call-parser", TOOL_CALLING)
     # A boolean field: argparse's BooleanOptionalAction also reads --no-enable-auto-tool-choice.
-    auto_tool_choice: Flag = Flag("--enable-auto-tool-choice", "spec.model.family", ("--no-enable-auto-tool-choice",))
+    auto_tool_choice: Flag = Flag("--enable-auto-tool-choice", TOOL_CALLING, ("--no-enable-auto-tool-choice",))
+    # LoRA adapters.
+    enable_lora: Flag = Flag("--enable-lora", ADAPTERS, ("--no-enable-lora",))
+    lora_modules: Flag = Flag("--lora-modules", ADAPTERS)
+    max_loras: Flag = Flag("--max-loras", LORA)
+    max_lora_rank: Flag = Flag("--max-lora-rank", LORA)
+    # The adapters the host keeps loaded: all of them, so a slot is refilled from RAM, not from disk.
+    max_cpu_loras: Flag = Flag("--max-cpu-loras", ADAPTERS)
 
 
 # llama-server reads an option from its LLAMA_ARG_ variable (common/arg.cpp set_env).
@@ -193,8 +212,19 @@ def _vllm(launch: Launch) -> list[str]:
             Precision.FP8: VLLM.quantization("fp8"),
             Precision.INT4: VLLM.quantization("bitsandbytes"),
         }[launch.precision]
-    if launch.family is Family.GEMMA_4:
-        args += [*VLLM.reasoning_parser("gemma4"), *VLLM.tool_call_parser("gemma4"), *VLLM.auto_tool_choice()]
+    if launch.reasoning:
+        args += VLLM.reasoning_parser("gemma4")
+    if launch.tool_calling:
+        args += [*VLLM.tool_call_parser("gemma4"), *VLLM.auto_tool_choice()]
+    if launch.adapters and launch.lora is not None:
+        args += [
+            *VLLM.enable_lora(),
+            # One option with every adapter: LoRAParserAction keeps only the last --lora-modules given.
+            *VLLM.lora_modules(*(f"{name}={repository}" for name, repository in launch.adapters)),
+            *VLLM.max_loras(str(launch.lora.slots)),
+            *VLLM.max_lora_rank(str(launch.lora.rank)),
+            *VLLM.max_cpu_loras(str(len(launch.adapters))),
+        ]
     return args
 
 

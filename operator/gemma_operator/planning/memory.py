@@ -19,7 +19,8 @@ KV_BYTES_PER_VALUE = 2
 #   attention scratch and residuals.
 # On a CPU node: the server process and its compute buffers, about 0.75 GiB, plus the
 # same activation term.
-GPU_FIXED_OVERHEAD_GIB = 1.5
+CUDA_CONTEXT_GIB = 1.0
+CUDA_GRAPHS_GIB = 0.5
 CPU_FIXED_OVERHEAD_GIB = 0.75
 
 
@@ -33,9 +34,16 @@ def naive_kv_cache_gib(attention: Attention, context_tokens: int, sequences: int
 
 
 def overhead_gib(
-    variant: Variant, target: Target, prefill_tokens: int, devices: int, activation_bytes_per_hidden_unit: int
+    variant: Variant,
+    target: Target,
+    prefill_tokens: int,
+    devices: int,
+    activation_bytes_per_hidden_unit: int,
+    extra_graph_sets: int = 0,
 ) -> float:
-    """Runtime overhead of a replica spread over `devices` GPUs (1 off GPUs) that prefills `prefill_tokens` at once."""
+    """Runtime overhead of a replica spread over `devices` GPUs (1 off GPUs) that prefills `prefill_tokens` at once,
+    with `extra_graph_sets` more sets of CUDA graphs than one (vLLM captures a second set for LoRA)."""
     activations = prefill_tokens * variant.hidden_size * activation_bytes_per_hidden_unit / GIB
-    fixed = GPU_FIXED_OVERHEAD_GIB if target is Target.GPU else CPU_FIXED_OVERHEAD_GIB
+    graphs = CUDA_GRAPHS_GIB * (1 + extra_graph_sets)
+    fixed = CUDA_CONTEXT_GIB + graphs if target is Target.GPU else CPU_FIXED_OVERHEAD_GIB
     return devices * (fixed + activations)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gemma_operator.api import GemmaDeployment, Precision, Reason, RuntimeChoice, RuntimePlan, Target
+from gemma_operator.api import Family, GemmaDeployment, Precision, Reason, Runtime, RuntimeChoice, RuntimePlan, Target
 from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
 from gemma_operator.planning.choices import (
     auto_runtimes,
@@ -20,6 +20,7 @@ from gemma_operator.planning.choices import (
 )
 from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
+from gemma_operator.planning.lora import LoraLoad, LoraSlots
 from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
 from gemma_operator.planning.sizers import sizer_for
@@ -66,7 +67,7 @@ def _advice(request: Request, sizing: Sizing, degrees: Sequence[int]) -> str:
     most = frontier(request, sizing, request.variant.max_context_tokens).concurrent_sequences
     if 0 < most < knobs.sequences:
         hints.append(f"at most {most} sequences fit at {knobs.context_tokens} tokens")
-    if sizing.available - sizing.weights - sizing.overhead <= 0:
+    if sizing.available - sizing.weights - sizing.overhead - sizing.adapters <= 0:
         hints.append(
             f"the weights alone need {gib(sizing.weights)}: a lower precision or a larger accelerator is needed"
         )
@@ -77,6 +78,33 @@ def _prequantized(asked: Asked, runtime: RuntimeFacts) -> bool:
     """An int4 model.repository on vLLM: the checkpoint is taken as quantised already (no --quantization)."""
     model = asked.deployment.spec.model
     return runtime.name.value == "vllm" and model.precision is Precision.INT4 and bool(model.repository)
+
+
+@dataclass(frozen=True)
+class ChatParsers:
+    """vLLM's Gemma 4 parsers the plan turns on."""
+
+    tool_calling: bool
+    reasoning: bool
+
+
+def _chat_parsers(asked: Asked, runtime: RuntimeFacts) -> ChatParsers | Refused:
+    """serving.toolCalling and serving.reasoning: each on by default where vLLM serves an instruction-tuned Gemma 4
+    (its gemma4 parsers, as the vLLM recipe runs it); asked for elsewhere, refused."""
+    serving, model = asked.deployment.spec.serving, asked.deployment.spec.model
+    parsed = runtime.name is Runtime.VLLM and asked.variant.family is Family.GEMMA_4
+    for field, asked_for in (("toolCalling", serving.tool_calling), ("reasoning", serving.reasoning)):
+        if asked_for and not parsed:
+            return Refused.because(
+                Reason.UNSATISFIABLE,
+                f"serving.{field} needs vLLM's gemma4 parsers, which serve Gemma 4 only; {asked.variant.label} on "
+                f"{runtime.name.value} gets none from the operator: leave serving.{field} empty",
+            )
+    default = parsed and model.instruction_tuned
+    return ChatParsers(
+        tool_calling=default if serving.tool_calling is None else serving.tool_calling,
+        reasoning=default if serving.reasoning is None else serving.reasoning,
+    )
 
 
 def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
@@ -103,6 +131,13 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     unloadable = sizer.unloadable(variant, precision, prequantized)
     if unloadable:
         return Refused.because(Reason.UNSATISFIABLE, unloadable)
+    parsers = _chat_parsers(asked, runtime)
+    if isinstance(parsers, Refused):
+        return parsers
+    slots = LoraSlots(spec.serving.lora.max_rank, spec.serving.lora.max_loaded)
+    adapters: LoraLoad | str | None = sizer.lora(variant, spec.adapters, slots) if spec.adapters else None
+    if isinstance(adapters, str):
+        return Refused.because(Reason.UNSATISFIABLE, adapters)
     try:
         stored = weights(variant, precision, runtime.name, sizer.version)
     except StorageUnknown as error:
@@ -129,6 +164,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         device_gib=device_gib,
         memory_utilization=utilization,
         activation_bytes_per_hidden_unit=runtime.activation_bytes_per_hidden_unit,
+        lora=adapters,
     )
     serving = spec.serving
     choice = choose(request, degrees, serving.max_context_tokens, serving.max_concurrent_sequences)
@@ -148,6 +184,10 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         memory_utilization=utilization,
         cpus=placement.cpus_per_replica,
         prequantized=prequantized,
+        adapters=tuple((adapter.name, adapter.repository) for adapter in spec.adapters),
+        lora=slots if adapters is not None else None,
+        tool_calling=parsers.tool_calling,
+        reasoning=parsers.reasoning,
     )
     sized = Plan(
         runtime=RuntimePlan(
@@ -158,6 +198,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
             version=sizer.version,
             prefill_chunk_tokens=sizing.knobs.prefill_chunk_tokens,
             decisions=[choice.chunk_decision, *bound.decisions],
+            adapters=[adapter.name for adapter in spec.adapters],
         ),
         placement=placement,
         memory=sizing.report(),
@@ -177,7 +218,8 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
             f"{variant.label} {precision.value} does not fit {on}: {serving.max_concurrent_sequences} sequences of "
             f"{serving.max_context_tokens} tokens need {gib(sizing.required)} (weights {gib(sizing.weights)}, "
             f"KV cache {gib(sizing.kv_cache)} as {runtime.name.value} {sizer.version} charges it, overhead "
-            f"{gib(sizing.overhead)}) but {on} offers {gib(sizing.available)}; {runtime.name.value} admits "
+            f"{gib(sizing.overhead)}{f', LoRA slots {gib(sizing.adapters)}' if sizing.adapters else ''}) but {on} "
+            f"offers {gib(sizing.available)}; {runtime.name.value} admits "
             f"{sizing.accounting.guaranteed:.2f} of them"
         )
         advice = _advice(request, sizing, advice_degrees)

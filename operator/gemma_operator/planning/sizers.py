@@ -9,10 +9,11 @@ and the plan's decisions say so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gemma_operator.api import Family, Precision, Runtime, Target
+from gemma_operator.api import AdapterSpec, Family, Precision, Runtime, Target
 from gemma_operator.catalog import AcceleratorClass, Attention, Variant
 from gemma_operator.catalog.versions import llamacpp as llamacpp_versions
 from gemma_operator.catalog.versions import tgi as tgi_versions
@@ -21,6 +22,7 @@ from gemma_operator.catalog.versions.llamacpp import LlamaCppRules
 from gemma_operator.catalog.versions.tgi import System, TgiRules, model_type
 from gemma_operator.catalog.versions.vllm import VllmRules
 from gemma_operator.planning.allocators import Knobs, KvAccounting, llamacpp, tgi, vllm
+from gemma_operator.planning.lora import LoraLoad, LoraSlots
 
 # The context checkpoints a llama-server slot keeps for a sliding-window model (--ctx-checkpoints). Each
 # holds the slot's sliding-window cache in host RAM (ggml-org/llama.cpp#21690); the plan bounds them and
@@ -66,6 +68,10 @@ class Sizer(Protocol):
 
     def unloadable(self, variant: Variant, precision: Precision, prequantized: bool) -> str | None:
         """Why this release cannot load the variant at that precision; None when it can."""
+        ...
+
+    def lora(self, variant: Variant, adapters: Sequence[AdapterSpec], slots: LoraSlots) -> LoraLoad | str:
+        """What serving `adapters` in `slots` costs on this release, or why it cannot serve them."""
         ...
 
 
@@ -133,6 +139,23 @@ class VllmSizer:
             )
         return None
 
+    def lora(self, variant: Variant, adapters: Sequence[AdapterSpec], slots: LoraSlots) -> LoraLoad | str:
+        release = f"vLLM {self.version}"
+        if variant.family is Family.GEMMA_4 and not self.rules.support.lora_on_gemma4_for_conditional_generation:
+            return (
+                f"{release} cannot serve adapters on {variant.label}: its Gemma4ForConditionalGeneration does not "
+                'implement SupportsLoRA, so --enable-lora stops the server at load ("does not support LoRA yet", '
+                f"vllm-project/vllm#40693); use an image of vLLM {vllm_versions.PINNED}"
+            )
+        pinned = next((adapter for adapter in adapters if adapter.revision), None)
+        if pinned is not None and not self.rules.lora.downloads_revision:
+            return (
+                f"adapters {pinned.name}: revision {pinned.revision} cannot be honoured by {release}, which downloads "
+                "an adapter from its repository's default branch (lora/utils.py get_adapter_absolute_path takes no "
+                "revision); leave revision empty and publish that revision as the default branch of a repository"
+            )
+        return LoraLoad(slots, self.rules.lora.extra_graph_sets_charged)
+
 
 @dataclass(frozen=True)
 class TgiSizer:
@@ -172,6 +195,16 @@ class TgiSizer:
     def unloadable(self, variant: Variant, precision: Precision, prequantized: bool) -> str | None:
         return None
 
+    def lora(self, variant: Variant, adapters: Sequence[AdapterSpec], slots: LoraSlots) -> LoraLoad | str:
+        # TGI 3.3.7 server/text_generation_server/models/__init__.py get_model_with_lora_adapters counts layers
+        # through model.model.model.layers, which its Gemma3ForConditionalGeneration (custom_modeling/
+        # flash_gemma3_modeling.py, the class of 4b, 12b and 27b) does not have: it keeps them under text_model.
+        return (
+            f"the operator serves adapters on vLLM only: TGI {self.version}'s adapter loader "
+            "(get_model_with_lora_adapters) looks for model.model.model.layers, which its Gemma 3 multimodal class "
+            "does not have; set serving.runtime vllm"
+        )
+
 
 @dataclass(frozen=True)
 class LlamacppSizer:
@@ -200,6 +233,14 @@ class LlamacppSizer:
 
     def unloadable(self, variant: Variant, precision: Precision, prequantized: bool) -> str | None:
         return None
+
+    def lora(self, variant: Variant, adapters: Sequence[AdapterSpec], slots: LoraSlots) -> LoraLoad | str:
+        # b11243 common/arg.cpp: --lora takes a file path; common_models_handler_init plans downloads for -hf's model,
+        # its projector and a draft model only.
+        return (
+            f"llama.cpp {self.version} loads adapters only from local GGUF files (--lora FILE); its -hf download "
+            "fetches the model, never an adapter. Adapters are served on GPU targets with vLLM"
+        )
 
 
 @dataclass(frozen=True)

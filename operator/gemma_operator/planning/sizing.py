@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from gemma_operator.api import ConcurrencyPlan, FitsUpTo, MemoryPlan, Target
 from gemma_operator.catalog import AcceleratorClass, Variant
-from gemma_operator.planning import memory
+from gemma_operator.planning import lora, memory
 from gemma_operator.planning.allocators import Knobs, KvAccounting
+from gemma_operator.planning.lora import LoraLoad
 from gemma_operator.planning.sizers import Sizer
 
 GIB = 1 << 30
@@ -32,6 +33,8 @@ class Sizing:
     overhead: float
     available: float
     accounting: KvAccounting
+    # The LoRA slots' buffers over all devices (0 without adapters).
+    adapters: float
     # Per device: what the hardware leaves for the cache, and what the requested sequences need of it.
     pool_bytes: int
     pool_fits: bool
@@ -44,7 +47,7 @@ class Sizing:
 
     @property
     def required(self) -> float:
-        return self.weights + self.kv_cache + self.overhead
+        return self.weights + self.kv_cache + self.overhead + self.adapters
 
     @property
     def fits(self) -> bool:
@@ -55,6 +58,7 @@ class Sizing:
             weights_gi_b=round(self.weights, 1),
             kv_cache_gi_b=round(self.kv_cache, 1),
             overhead_gi_b=round(self.overhead, 1),
+            adapters_gi_b=round(self.adapters, 2),
             required_gi_b=round(self.required, 1),
             available_gi_b=round(self.available, 1),
         )
@@ -79,6 +83,16 @@ class Request:
     device_gib: float
     memory_utilization: float
     activation_bytes_per_hidden_unit: int
+    # Adapters served (vLLM): their slots' buffers come out of each device before the KV cache.
+    lora: LoraLoad | None = None
+
+    def _adapter_bytes(self, knobs: Knobs) -> int:
+        """Per device."""
+        if self.lora is None:
+            return 0
+        return lora.reserved_bytes(
+            self.variant, self.lora.slots, knobs.tensor_parallel, knobs.prefill_chunk_tokens, knobs.sequences
+        )
 
     def size(self, knobs: Knobs) -> Sizing:
         devices = knobs.tensor_parallel
@@ -88,9 +102,11 @@ class Request:
             min(knobs.context_tokens, knobs.prefill_chunk_tokens),
             devices,
             self.activation_bytes_per_hidden_unit,
+            self.lora.extra_graph_sets if self.lora else 0,
         )
         usable = self.device_gib * self.sizer.usable_fraction(self.memory_utilization)
-        pool = int((usable - overhead / devices) * GIB - self.weight_bytes / devices)
+        adapters = self._adapter_bytes(knobs)
+        pool = int((usable - overhead / devices) * GIB - self.weight_bytes / devices - adapters)
         needed = self.sizer.pool_bytes_for(self.variant.attention, knobs)
         accounting = self.sizer.account(self.variant.attention, knobs, pool)
         return Sizing(
@@ -101,6 +117,7 @@ class Request:
             overhead=overhead,
             available=usable * devices,
             accounting=accounting,
+            adapters=adapters * devices / GIB,
             pool_bytes=pool,
             pool_fits=pool >= needed,
             refusal=self.sizer.refusal(knobs, accounting),

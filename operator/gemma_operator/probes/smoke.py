@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
 import aiohttp
@@ -79,12 +80,19 @@ class OpenAICompatibleClient(AsyncClient):  # type: ignore[misc]  # text_generat
     Upstream (0.7.0) that step names the model "tgi", which vLLM answers with 404 since it only
     takes the names it serves, and validates the answer against TGI's own schema, which rejects
     vLLM's null system_fingerprint and llama.cpp's choices without logprobs. Here the model is
-    left out (each runtime serves one model and takes a request without one as meant for it), and
-    the answer is read as any OpenAI-compatible chat completion.
+    left out (each runtime serves one model and takes a request without one as meant for it) unless
+    `model` names a LoRA adapter, which vLLM serves under that name; and the answer is read as any
+    OpenAI-compatible chat completion.
     """
+
+    def __init__(self, base_url: str, *, timeout: float, model: str | None = None) -> None:
+        super().__init__(base_url, timeout=timeout)
+        self.model = model
 
     async def _chat_single_response(self, request: ChatRequest) -> ChatReply:
         body = request.model_dump(exclude_none=True, exclude={"model"})
+        if self.model is not None:
+            body["model"] = self.model
         async with aiohttp.ClientSession(headers=self.headers, cookies=self.cookies) as session:
             answer = await bounded.request(
                 session,
@@ -141,18 +149,42 @@ def _summary(reply: ChatReply, latency: float) -> str:
 
 async def smoke_check(
     base_url: str,
+    adapters: Sequence[str] = (),
     *,
     timeout_seconds: float = SMOKE_TIMEOUT_SECONDS,
     attempts: int = SMOKE_ATTEMPTS,
     backoff_seconds: float = BACKOFF_SECONDS,
 ) -> SmokeResult:
-    """Send one short chat completion to a pod or Service, e.g. smoke_check("http://10.1.2.3:8000").
+    """Send one short chat completion to a pod or Service, e.g. smoke_check("http://10.1.2.3:8000"), and one
+    more naming each of `adapters` as its model.
 
     Each attempt is bounded by timeout_seconds; transient failures (connection errors, timeouts,
     5xx, 408, 429) are retried after backoff_seconds, doubling, up to `attempts` in all. Never
-    raises for what the runtime does: the result says ok or carries the error.
+    raises for what the runtime does: the result says ok or carries the error (the first that
+    failed); latency and attempts add up over the requests.
     """
-    client = OpenAICompatibleClient(base_url.rstrip("/"), timeout=timeout_seconds)
+    results: list[SmokeResult] = []
+    for model in (None, *adapters):
+        client = OpenAICompatibleClient(base_url.rstrip("/"), timeout=timeout_seconds, model=model)
+        result = await _ask(client, timeout_seconds, attempts, backoff_seconds)
+        if not result.ok and model is not None:
+            result = replace(result, message=f"adapter {excerpt(model)}: {result.message}")
+        results.append(result)
+        if not result.ok:
+            break
+    last = results[-1]
+    if last.ok and adapters:
+        message = f"{results[0].message}; adapters {', '.join(excerpt(name) for name in adapters)} answered"
+    else:
+        message = last.message
+    latency = sum(result.latency_seconds for result in results)
+    return SmokeResult(last.ok, message, latency, sum(result.attempts for result in results))
+
+
+async def _ask(
+    client: OpenAICompatibleClient, timeout_seconds: float, attempts: int, backoff_seconds: float
+) -> SmokeResult:
+    """One chat completion to the client's model, retried while the failure is transient."""
     question = [Message(role="user", content=PROMPT)]
     for attempt in range(1, attempts + 1):
         started = time.monotonic()

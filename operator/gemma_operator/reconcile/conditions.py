@@ -197,6 +197,8 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     }
     if observed.report is not None:
         base["plan"] = observed.report.to_wire()
+    if isinstance(observed.plan, Plan) and observed.plan.runtime.adapters:
+        base["adapters"] = list(observed.plan.runtime.adapters)
     scaling_conditions = []
     if observed.scaling is not None:
         scaling = observed.scaling

@@ -161,7 +161,7 @@ class Controller:
         memory = state.verification
         adopt(memory, previous_status(state.status, body), observed.generation)
         base_url = f"http://{pod.ip}:{runtimes()[result.runtime.name].port}"
-        request = verify(memory, observed.generation, base_url, self._clock.monotonic())
+        request = verify(memory, observed.generation, base_url, self._clock.monotonic(), tuple(result.runtime.adapters))
         assert memory.current is not None
         return memory.current.verdict, request
 

@@ -54,7 +54,7 @@ class Loops:
         clock: Clock,
         *,
         autoscaling_interval: float,
-        smoke: Callable[[str], Awaitable[SmokeResult]] = smoke_check,
+        smoke: Callable[[str, tuple[str, ...]], Awaitable[SmokeResult]] = smoke_check,
     ) -> None:
         self.states = States()
         self._controller = controller
@@ -131,7 +131,7 @@ class Loops:
 
     async def _check(self, request: SmokeRequest) -> SmokeResult:
         try:
-            return await self._smoke(request.base_url)
+            return await self._smoke(request.base_url, request.adapters)
         except Exception as error:  # a check that breaks still answers: Verified must not stay "Verifying"
             return SmokeResult(
                 ok=False, message=f"smoke check failed: {error!r}"[:200], latency_seconds=0.0, attempts=0

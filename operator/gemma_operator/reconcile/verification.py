@@ -19,10 +19,11 @@ Verdict = tuple[str, Reason, str]
 
 @dataclass(frozen=True)
 class SmokeRequest:
-    """A smoke check to run: against which pod, for which generation."""
+    """A smoke check to run: against which pod, for which generation, and the LoRA adapters to ask too."""
 
     generation: int
     base_url: str
+    adapters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,11 @@ def adopt(memory: VerificationMemory, previous_status: Mapping[str, Any], genera
         memory.current = Verification(generation, (ConditionStatus.TRUE, Reason.ANSWERED, str(verified.get("message"))))
 
 
-def verify(memory: VerificationMemory, generation: int, base_url: str, now: float) -> SmokeRequest | None:
-    """The check to start for this generation against `base_url`, if one is due; memory then says Verifying."""
+def verify(
+    memory: VerificationMemory, generation: int, base_url: str, now: float, adapters: tuple[str, ...] = ()
+) -> SmokeRequest | None:
+    """The check to start for this generation against `base_url` (and each of `adapters`), if one is due; memory
+    then says Verifying."""
     current = memory.current
     if current is not None and current.generation == generation and now < current.retry_at:
         return None
@@ -71,7 +75,7 @@ def verify(memory: VerificationMemory, generation: int, base_url: str, now: floa
         memory.failures = 0
     verifying = (ConditionStatus.UNKNOWN, Reason.VERIFYING, f"sending a chat completion to {base_url}")
     memory.current = Verification(generation, verifying)
-    return SmokeRequest(generation, base_url)
+    return SmokeRequest(generation, base_url, adapters)
 
 
 def record(memory: VerificationMemory, outcome: SmokeOutcome, now: float) -> None:

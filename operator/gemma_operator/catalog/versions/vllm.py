@@ -101,6 +101,15 @@ class Support(Sourced):
     lora_on_gemma4_for_conditional_generation: bool = Field(alias="loraOnGemma4ForConditionalGeneration")
 
 
+class LoraRules(Sourced):
+    """What --enable-lora costs at start besides the slots' buffers (planning/lora.py)."""
+
+    # Sets of CUDA graphs captured beyond the one without LoRA whose memory is taken from the KV cache pool.
+    extra_graph_sets_charged: int = Field(ge=0)
+    # Where an adapter comes from: True when --lora-modules takes a revision of a Hub repository.
+    downloads_revision: bool
+
+
 class VllmRules(Fact):
     """The facts vLLM's KV cache accounting depends on, at one release."""
 
@@ -120,6 +129,7 @@ class VllmRules(Fact):
     batch_defaults: BatchDefaults
     whole_multimodal_items: WholeMultimodalItems
     support: Support
+    lora: LoraRules
 
 
 @cache
