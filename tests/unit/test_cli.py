@@ -48,7 +48,15 @@ def test_plan_json_for_the_four_examples() -> None:
     assert [p["name"] for p in plans] == [yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES]
     for p in plans:
         assert set(p) >= {"name", "namespace", "fits", "problems", "runtime", "placement", "memory", "limits"}
-        assert set(p["memory"]) == {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+        assert set(p["memory"]) == {
+            "weightsGiB",
+            "kvCacheGiB",
+            "overheadGiB",
+            "requiredGiB",
+            "availableGiB",
+            "multimodalGiB",
+            "assistantGiB",
+        }
         assert set(p["runtime"]) == {
             "name",
             "image",

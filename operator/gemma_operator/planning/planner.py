@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gemma_operator.api import GemmaDeployment, Precision, Reason, RuntimeChoice, RuntimePlan, Target
+from gemma_operator.api import (
+    GemmaDeployment,
+    Precision,
+    Reason,
+    RuntimeChoice,
+    RuntimePlan,
+    SpeculativeMethod,
+    Target,
+)
 from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
+from gemma_operator.planning import modalities as served_modalities
+from gemma_operator.planning import speculative
 from gemma_operator.planning.choices import (
     auto_runtimes,
     choose_runtime,
@@ -24,7 +34,7 @@ from gemma_operator.planning.placement import accelerator_for, gib, host_memory_
 from gemma_operator.planning.result import Plan, PlanResult, Refused
 from gemma_operator.planning.sizers import sizer_for
 from gemma_operator.planning.sizing import Request, Sizing, choose, frontier
-from gemma_operator.planning.weights import StorageUnknown, weights
+from gemma_operator.planning.weights import StorageUnknown, assistant_bytes, weights
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,34 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     unloadable = sizer.unloadable(variant, precision, prequantized)
     if unloadable:
         return Refused.because(Reason.UNSATISFIABLE, unloadable)
+    # --- modalities and speculative decoding ---
+    vllm_rules = sizer.vllm_rules
+    cannot = served_modalities.refusal(
+        spec.serving.modalities, variant, runtime.name, sizer.version
+    ) or speculative.refusal(
+        spec.serving.speculative,
+        variant,
+        runtime.name,
+        sizer.version,
+        vllm_rules.support.architectures if vllm_rules else (),
+    )
+    if cannot:
+        return Refused.because(Reason.UNSATISFIABLE, cannot)
+    modalities = served_modalities.resolve(spec.serving.modalities, variant, runtime.name, vllm_rules)
+    mtp = spec.serving.speculative.method is SpeculativeMethod.MTP
     try:
-        stored = weights(variant, precision, runtime.name, sizer.version)
+        stored = weights(
+            variant,
+            precision,
+            runtime.name,
+            sizer.version,
+            vision=modalities.vision_loaded,
+            audio=modalities.audio_loaded,
+        )
     except StorageUnknown as error:
         return Refused.because(Reason.UNSATISFIABLE, str(error))
+    replicated = stored.tower_bytes if sizer.replicates_towers else 0.0
+    assistant = assistant_bytes(variant) if mtp else 0.0
 
     utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
     if accelerator is not None:
@@ -125,9 +159,13 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         sizer=sizer,
         target=target,
         accelerator=accelerator,
-        weight_bytes=stored.total_bytes,
+        weight_bytes=stored.total_bytes - replicated + assistant,
         device_gib=device_gib,
         memory_utilization=utilization,
+        replicated_weight_bytes=replicated,
+        sharded_tower_bytes=stored.tower_bytes - replicated,
+        assistant_bytes=assistant,
+        modalities=modalities if vllm_rules is not None else None,
     )
     serving = spec.serving
     choice = choose(request, degrees, serving.max_context_tokens, serving.max_concurrent_sequences)
@@ -147,6 +185,10 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         memory_utilization=utilization,
         cpus=placement.cpus_per_replica,
         prequantized=prequantized,
+        modalities=modalities,
+        speculative=spec.serving.speculative.method,
+        speculative_tokens=speculative.tokens(spec.serving.speculative),
+        assistant=variant.assistant.repository if mtp and variant.assistant else "",
     )
     sized = Plan(
         runtime=RuntimePlan(
