@@ -49,6 +49,11 @@ class Modalities:
     tokens_per_image: int | None
     items: tuple[Item, ...]
 
+    @property
+    def largest_item_tokens(self) -> int:
+        """Tokens of the largest enabled item (0 with none), which a batch must hold whole where vLLM says so."""
+        return max((item.tokens for item in self.items), default=0)
+
     def encoder_bytes(
         self, context: int, sequences: int, batch_tokens: int, hidden: int, free: float, total: float
     ) -> int:

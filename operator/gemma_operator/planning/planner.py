@@ -32,7 +32,7 @@ from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
 from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
-from gemma_operator.planning.sizers import sizer_for
+from gemma_operator.planning.sizers import Sizer, VllmSizer, sizer_for
 from gemma_operator.planning.sizing import Request, Sizing, choose, frontier
 from gemma_operator.planning.weights import StorageUnknown, assistant_bytes, weights
 
@@ -89,6 +89,20 @@ def _prequantized(asked: Asked, runtime: RuntimeFacts) -> bool:
     return runtime.name.value == "vllm" and model.precision is Precision.INT4 and bool(model.repository)
 
 
+def _profile_note(asked: Asked, sizer: Sizer) -> tuple[str, ...]:
+    """Where the release profiles images at the checkpoint's budget rather than the one served."""
+    image, rules = asked.deployment.spec.serving.modalities.image, sizer.vllm_rules
+    vision = asked.variant.encoders.vision
+    if image is None or image.tokens_per_image is None or rules is None or vision is None:
+        return ()
+    if rules.multimodal.profiles_configured_tokens_per_image:
+        return ()
+    return (
+        f"vllm {sizer.version} profiles an image at the checkpoint's {vision.tokens_per_image} tokens whatever "
+        f"--mm-processor-kwargs says; the plan charges the {image.tokens_per_image} served",
+    )
+
+
 def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     """The plan on one runtime."""
     spec, variant, target, accelerator = asked.deployment.spec, asked.variant, asked.target, asked.accelerator
@@ -139,6 +153,8 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         )
     except StorageUnknown as error:
         return Refused.because(Reason.UNSATISFIABLE, str(error))
+    if isinstance(sizer, VllmSizer):
+        sizer = replace(sizer, largest_item_tokens=modalities.largest_item_tokens)
     replicated = stored.tower_bytes if sizer.replicates_towers else 0.0
     assistant = assistant_bytes(variant) if mtp else 0.0
 
@@ -198,7 +214,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
             extra_arg_count=len(serving.extra_args),
             version=sizer.version,
             prefill_chunk_tokens=sizing.knobs.prefill_chunk_tokens,
-            decisions=[choice.chunk_decision, *bound.decisions],
+            decisions=[choice.chunk_decision, *bound.decisions, *_profile_note(asked, sizer)],
         ),
         placement=placement,
         memory=sizing.report(),

@@ -89,6 +89,8 @@ class VllmSizer:
     # Gemma 4's and Gemma 3's towers are transformers modules whose Linear layers vLLM replaces with replicated
     # ones (model_executor/models/transformers/utils.py recursive_replace_linear(..., "replicate")).
     replicates_towers: bool = True
+    # The largest multimodal item the plan enables (planning/modalities.py); None: Gemma 4's largest, a video.
+    largest_item_tokens: int | None = None
 
     @property
     def version(self) -> str:
@@ -118,9 +120,11 @@ class VllmSizer:
             raise ValueError("vLLM runs on GPUs only")
         default = vllm.default_batched_tokens(self.rules, accelerator.memory_gib, accelerator.product)
         whole_items = self.rules.whole_multimodal_items
-        # Gemma 4's largest item is a video (vllm.yaml); Gemma 3's, an image, is far below the floor.
+        # Gemma 4's largest item is a video (vllm.yaml) unless the plan turns video off; Gemma 3's, an image, is
+        # far below the floor. With no item enabled vLLM checks none (compute_mm_encoder_budget).
         whole = self.family is Family.GEMMA_4 and self.family in whole_items.families
-        item = whole_items.gemma4_item_tokens if whole else 0
+        largest = whole_items.gemma4_item_tokens if self.largest_item_tokens is None else self.largest_item_tokens
+        item = largest if whole else 0
         floor = max(MIN_PREFILL_CHUNK_TOKENS, item, knobs.sequences)
         if default <= floor:
             return (max(default, item, knobs.sequences),)
