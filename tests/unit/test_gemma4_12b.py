@@ -24,9 +24,11 @@ def test_its_parameters_give_twelve_billion() -> None:
 def test_vllm_0_33_0_serves_it_on_one_h100() -> None:
     report = plan_for(model={"variant": "12b"})
     assert report.fits, report.problems
-    assert report.runtime is not None and report.runtime.name is Runtime.VLLM
+    assert report.runtime is not None
+    assert report.runtime.name is Runtime.VLLM
     assert report.runtime.args[1] == "google/gemma-4-12B-it"
-    assert report.placement is not None and report.placement.gpus_per_replica == 1
+    assert report.placement is not None
+    assert report.placement.gpus_per_replica == 1
 
 
 def test_releases_without_its_class_refuse_it_with_the_reason() -> None:
@@ -39,7 +41,8 @@ def test_releases_without_its_class_refuse_it_with_the_reason() -> None:
 
 def test_llamacpp_serves_it_on_cpu() -> None:
     report = plan_for(model={"variant": "12b"}, placement={"target": "cpu"}, serving={"maxConcurrentSequences": 1})
-    assert report.runtime is not None and report.runtime.name is Runtime.LLAMACPP
+    assert report.runtime is not None
+    assert report.runtime.name is Runtime.LLAMACPP
     assert report.runtime.args[:2] == ["-hf", "unsloth/gemma-4-12b-it-GGUF:BF16"]
 
 

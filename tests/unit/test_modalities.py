@@ -42,7 +42,10 @@ def test_admission_refuses_what_no_runtime_takes(spec: dict[str, Any], message: 
 
 def test_the_default_is_every_modality_at_the_runtimes_defaults() -> None:
     default = ServingSpec().modalities
-    assert not default.text_only and default.image is None and default.video is None and default.audio is None
+    assert not default.text_only
+    assert default.image is None
+    assert default.video is None
+    assert default.audio is None
     report = plan_for(model={"variant": "e4b"}, placement={"target": "gpu"})
     assert report.runtime is not None
     assert not {"--language-model-only", "--limit-mm-per-prompt", "--mm-processor-kwargs"} & set(report.runtime.args)
@@ -50,10 +53,12 @@ def test_the_default_is_every_modality_at_the_runtimes_defaults() -> None:
 
 def test_vllm_renders_text_only_limits_and_the_image_budget() -> None:
     text_only = plan_for(serving={"modalities": {"textOnly": True}})
-    assert text_only.runtime is not None and "--language-model-only" in text_only.runtime.args
+    assert text_only.runtime is not None
+    assert "--language-model-only" in text_only.runtime.args
     # Every limit 0 is text only too.
     zeros = plan_for(serving={"modalities": {"image": {"maxPerPrompt": 0}, "video": {"maxPerPrompt": 0}}})
-    assert zeros.runtime is not None and "--language-model-only" in zeros.runtime.args
+    assert zeros.runtime is not None
+    assert "--language-model-only" in zeros.runtime.args
     images = plan_for(serving={"modalities": {"image": {"maxPerPrompt": 4, "tokensPerImage": 1120}}})
     assert images.runtime is not None
     assert json.loads(args_after(images.runtime.args, "--limit-mm-per-prompt")) == {"image": 4}
@@ -64,10 +69,13 @@ def test_llamacpp_drops_the_projector_only_when_text_only() -> None:
     cpu = {"model": {"variant": "e2b"}, "placement": {"target": "cpu"}}
     text_only = plan_for(**cpu, serving={"modalities": {"textOnly": True}})
     every = plan_for(**cpu)
-    assert text_only.runtime is not None and every.runtime is not None
-    assert "--no-mmproj" in text_only.runtime.args and "--no-mmproj" not in every.runtime.args
+    assert text_only.runtime is not None
+    assert every.runtime is not None
+    assert "--no-mmproj" in text_only.runtime.args
+    assert "--no-mmproj" not in every.runtime.args
     # The projector file holds both towers: text only frees both.
-    assert every.memory is not None and text_only.memory is not None
+    assert every.memory is not None
+    assert text_only.memory is not None
     stored = weights(lookup(Family.GEMMA_4, "e2b"), Precision.BF16, Runtime.LLAMACPP)
     assert every.memory.weights_gi_b - text_only.memory.weights_gi_b == pytest.approx(
         stored.tower_bytes / 2**30, abs=0.06
@@ -120,7 +128,8 @@ def test_what_a_variant_or_runtime_cannot_serve_is_refused_naming_the_field(spec
 
 def test_runtime_auto_leaves_tgi_for_vllm_when_gemma_3_is_text_only() -> None:
     report = plan_for(model={"family": "gemma-3", "variant": "27b"}, serving={"modalities": {"textOnly": True}})
-    assert report.fits and report.runtime is not None
+    assert report.fits
+    assert report.runtime is not None
     assert report.runtime.name is Runtime.VLLM
     assert "--language-model-only" in report.runtime.args
 
@@ -129,8 +138,10 @@ def test_text_only_frees_the_vision_tower_and_its_profile_on_31b() -> None:
     one_gpu = {"placement": {"gpusPerReplica": 1}}
     every = plan_for(**one_gpu, serving={"maxConcurrentSequences": 1})
     text_only = plan_for(**one_gpu, serving={"maxConcurrentSequences": 1, "modalities": {"textOnly": True}})
-    assert every.memory is not None and text_only.memory is not None
-    assert every.concurrency is not None and text_only.concurrency is not None
+    assert every.memory is not None
+    assert text_only.memory is not None
+    assert every.concurrency is not None
+    assert text_only.concurrency is not None
     tower = weights(lookup(Family.GEMMA_4, "31b"), Precision.BF16, Runtime.VLLM).tower_bytes / 2**30
     # 0.58B parameters of SigLIP-like tower in bf16.
     assert tower == pytest.approx(1.07, abs=0.01)
@@ -146,7 +157,8 @@ def test_the_vision_tower_stays_while_video_is_on() -> None:
     one_gpu = {"placement": {"gpusPerReplica": 1}}
     images_off = plan_for(**one_gpu, serving={"modalities": {"image": {"maxPerPrompt": 0}}})
     both_off = plan_for(**one_gpu, serving={"modalities": {"image": {"maxPerPrompt": 0}, "video": {"maxPerPrompt": 0}}})
-    assert images_off.memory is not None and both_off.memory is not None
+    assert images_off.memory is not None
+    assert both_off.memory is not None
     assert images_off.memory.weights_gi_b - both_off.memory.weights_gi_b == pytest.approx(1.07, abs=0.06)
 
 
@@ -154,7 +166,9 @@ def test_audio_off_frees_the_audio_tower_only() -> None:
     gpu = {"model": {"variant": "e4b"}, "placement": {"target": "gpu"}}
     every = plan_for(**gpu)
     no_audio = plan_for(**gpu, serving={"modalities": {"audio": {"maxPerPrompt": 0}}})
-    assert every.memory is not None and no_audio.memory is not None and no_audio.runtime is not None
+    assert every.memory is not None
+    assert no_audio.memory is not None
+    assert no_audio.runtime is not None
     assert json.loads(args_after(no_audio.runtime.args, "--limit-mm-per-prompt")) == {"audio": 0}
     variant = lookup(Family.GEMMA_4, "e4b")
     audio = variant.checkpoint_parameters()
@@ -166,7 +180,8 @@ def test_audio_off_frees_the_audio_tower_only() -> None:
 def test_vllm_holds_the_towers_whole_on_every_rank() -> None:
     one = plan_for(placement={"gpusPerReplica": 1}, serving={"maxConcurrentSequences": 1})
     two = plan_for(placement={"gpusPerReplica": 2}, serving={"maxConcurrentSequences": 1})
-    assert one.memory is not None and two.memory is not None
+    assert one.memory is not None
+    assert two.memory is not None
     assert two.memory.weights_gi_b - one.memory.weights_gi_b == pytest.approx(1.07, abs=0.1)
 
 
@@ -206,7 +221,8 @@ def test_text_only_never_needs_more_than_serving_images(variant: str, context: i
     limits = {"maxContextTokens": context, "maxConcurrentSequences": sequences}
     every = plan_for(**base, serving=limits)
     text_only = plan_for(**base, serving={**limits, "modalities": {"textOnly": True}})
-    assert every.fits_up_to is not None and text_only.fits_up_to is not None
+    assert every.fits_up_to is not None
+    assert text_only.fits_up_to is not None
     assert text_only.fits_up_to.concurrent_sequences >= every.fits_up_to.concurrent_sequences
     if every.fits:
         assert text_only.fits
@@ -215,11 +231,14 @@ def test_text_only_never_needs_more_than_serving_images(variant: str, context: i
 def test_vllm_0_19_1_profiles_images_at_the_checkpoints_budget() -> None:
     old = vllm_versions.rules("0.19.1")
     new = vllm_versions.rules("0.33.0")
-    assert old is not None and new is not None
+    assert old is not None
+    assert new is not None
     assert not old.multimodal.profiles_configured_tokens_per_image
     assert new.multimodal.profiles_configured_tokens_per_image
     report = plan_for(serving={"image": VLLM_0191, "modalities": {"image": {"tokensPerImage": 560}}})
-    assert report.runtime is not None and report.runtime.version == "0.19.1"
+    assert report.runtime is not None
+    assert report.runtime.version == "0.19.1"
     assert "vllm 0.19.1 profiles an image at the checkpoint's 280 tokens" in " ".join(report.runtime.decisions)
     current = plan_for(serving={"modalities": {"image": {"tokensPerImage": 560}}})
-    assert current.runtime is not None and "profiles an image" not in " ".join(current.runtime.decisions)
+    assert current.runtime is not None
+    assert "profiles an image" not in " ".join(current.runtime.decisions)

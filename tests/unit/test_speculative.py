@@ -39,7 +39,9 @@ def test_mtp_runs_the_variants_assistant_and_counts_its_weights_only() -> None:
     base = {"placement": {"gpusPerReplica": 1}, "serving": {"maxConcurrentSequences": 1}}
     plain = plan_for(**base)
     mtp = plan_for(**base | {"serving": {"maxConcurrentSequences": 1, "speculative": {"method": "mtp"}}})
-    assert plain.memory is not None and mtp.memory is not None and mtp.runtime is not None
+    assert plain.memory is not None
+    assert mtp.memory is not None
+    assert mtp.runtime is not None
     assert speculative_config(mtp.runtime.args) == {
         "method": "mtp",
         "model": "google/gemma-4-31B-it-assistant",
@@ -104,7 +106,8 @@ def test_ngram_renders_on_every_runtime_and_costs_nothing() -> None:
     plain = plan_for()
     vllm = plan_for(serving={"speculative": {"method": "ngram"}})
     old = plan_for(serving={"image": VLLM_0191, "speculative": {"method": "ngram", "tokens": 3}})
-    assert vllm.runtime is not None and old.runtime is not None
+    assert vllm.runtime is not None
+    assert old.runtime is not None
     assert speculative_config(vllm.runtime.args) == {
         "method": "ngram",
         "num_speculative_tokens": 5,
@@ -115,7 +118,8 @@ def test_ngram_renders_on_every_runtime_and_costs_nothing() -> None:
     tgi = plan_for(
         model={"family": "gemma-3", "variant": "12b"}, serving={"runtime": "tgi", "speculative": {"method": "ngram"}}
     )
-    assert tgi.runtime is not None and tgi.runtime.name.value == "tgi"
+    assert tgi.runtime is not None
+    assert tgi.runtime.name.value == "tgi"
     assert tgi.runtime.args[-2:] == ["--speculate", "5"]
     llamacpp = plan_for(
         model={"variant": "e2b"},

@@ -30,11 +30,12 @@ from gemma_operator.planning.choices import (
 )
 from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
+from gemma_operator.planning.modalities import Modalities
 from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
 from gemma_operator.planning.sizers import Sizer, VllmSizer, sizer_for
 from gemma_operator.planning.sizing import Request, Sizing, choose, frontier
-from gemma_operator.planning.weights import StorageUnknown, assistant_bytes, weights
+from gemma_operator.planning.weights import StorageUnknown, WeightBreakdown, assistant_bytes, weights
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,46 @@ def _profile_note(asked: Asked, sizer: Sizer) -> tuple[str, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What a runtime loads for the spec's modalities and drafter, and the sizer that knows the items served."""
+
+    sizer: Sizer
+    modalities: Modalities
+    stored: WeightBreakdown
+    assistant_bytes: float
+
+
+def _loaded(asked: Asked, runtime: RuntimeFacts, sizer: Sizer, precision: Precision) -> _Loaded | Refused:
+    serving, variant = asked.deployment.spec.serving, asked.variant
+    vllm_rules = sizer.vllm_rules
+    cannot = served_modalities.refusal(serving.modalities, variant, runtime.name, sizer.version) or speculative.refusal(
+        serving.speculative,
+        variant,
+        runtime.name,
+        sizer.version,
+        vllm_rules.support.architectures if vllm_rules else (),
+    )
+    if cannot:
+        return Refused.because(Reason.UNSATISFIABLE, cannot)
+    modalities = served_modalities.resolve(serving.modalities, variant, runtime.name, vllm_rules)
+    try:
+        stored = weights(
+            variant,
+            precision,
+            runtime.name,
+            sizer.version,
+            vision=modalities.vision_loaded,
+            audio=modalities.audio_loaded,
+        )
+    except StorageUnknown as error:
+        return Refused.because(Reason.UNSATISFIABLE, str(error))
+    if isinstance(sizer, VllmSizer):
+        sizer = replace(sizer, largest_item_tokens=modalities.largest_item_tokens)
+    mtp = serving.speculative.method is SpeculativeMethod.MTP
+    return _Loaded(sizer, modalities, stored, assistant_bytes(variant) if mtp else 0.0)
+
+
 def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     """The plan on one runtime."""
     spec, variant, target, accelerator = asked.deployment.spec, asked.variant, asked.target, asked.accelerator
@@ -127,36 +168,12 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     unloadable = sizer.unloadable(variant, precision, prequantized)
     if unloadable:
         return Refused.because(Reason.UNSATISFIABLE, unloadable)
-    # --- modalities and speculative decoding ---
-    vllm_rules = sizer.vllm_rules
-    cannot = served_modalities.refusal(
-        spec.serving.modalities, variant, runtime.name, sizer.version
-    ) or speculative.refusal(
-        spec.serving.speculative,
-        variant,
-        runtime.name,
-        sizer.version,
-        vllm_rules.support.architectures if vllm_rules else (),
-    )
-    if cannot:
-        return Refused.because(Reason.UNSATISFIABLE, cannot)
-    modalities = served_modalities.resolve(spec.serving.modalities, variant, runtime.name, vllm_rules)
-    mtp = spec.serving.speculative.method is SpeculativeMethod.MTP
-    try:
-        stored = weights(
-            variant,
-            precision,
-            runtime.name,
-            sizer.version,
-            vision=modalities.vision_loaded,
-            audio=modalities.audio_loaded,
-        )
-    except StorageUnknown as error:
-        return Refused.because(Reason.UNSATISFIABLE, str(error))
-    if isinstance(sizer, VllmSizer):
-        sizer = replace(sizer, largest_item_tokens=modalities.largest_item_tokens)
+    loaded = _loaded(asked, runtime, sizer, precision)
+    if isinstance(loaded, Refused):
+        return loaded
+    sizer, modalities, stored, assistant = loaded.sizer, loaded.modalities, loaded.stored, loaded.assistant_bytes
     replicated = stored.tower_bytes if sizer.replicates_towers else 0.0
-    assistant = assistant_bytes(variant) if mtp else 0.0
+    vllm_rules, mtp = sizer.vllm_rules, spec.serving.speculative.method is SpeculativeMethod.MTP
 
     utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
     if accelerator is not None:
