@@ -84,7 +84,7 @@ class ModelSpec(ApiModel):
     variant: str = Field(
         min_length=1,
         max_length=32,
-        description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b. gemma-3: 1b, 4b, 12b, 27b.",
+        description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b, 12b. gemma-3: 1b, 4b, 12b, 27b.",
     )
     instruction_tuned: bool = Field(
         default=True, description="Serve the instruction-tuned (-it) repository rather than the base model."
@@ -266,7 +266,7 @@ class VideoModality(ApiModel):
 
 
 class AudioModality(ApiModel):
-    """Audio inputs (Gemma 4 E2B and E4B, which have an audio tower)."""
+    """Audio inputs (Gemma 4 E2B and E4B, which have an audio tower, and 12B)."""
 
     max_per_prompt: int | None = _items_per_prompt("audio clips")
 
@@ -299,7 +299,7 @@ class ModalitiesSpec(ApiModel):
     image: ImageModality | None = Field(default=None, description="Image inputs. Empty: the runtime's defaults.")
     video: VideoModality | None = Field(default=None, description="Video inputs. Empty: the runtime's defaults.")
     audio: AudioModality | None = Field(
-        default=None, description="Audio inputs (E2B, E4B). Empty: the runtime's defaults."
+        default=None, description="Audio inputs (gemma-4 e2b, e4b, 12b). Empty: the runtime's defaults."
     )
 
     @model_validator(mode="after")
