@@ -25,6 +25,7 @@ def test_every_family_has_its_variants() -> None:
         ("gemma-4", "e4b"),
         ("gemma-4", "26b-a4b"),
         ("gemma-4", "31b"),
+        ("gemma-4", "12b"),
         ("gemma-3", "1b"),
         ("gemma-3", "4b"),
         ("gemma-3", "12b"),

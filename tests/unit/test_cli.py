@@ -48,9 +48,9 @@ def test_plan_json_for_the_four_examples() -> None:
     assert [p["name"] for p in plans] == [yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES]
     for p in plans:
         assert set(p) >= {"name", "namespace", "fits", "problems", "runtime", "placement", "memory", "limits"}
-        # API.md's memory keys, and the LoRA slots' buffers (0 without adapters).
+        # API.md's memory keys, the LoRA slots' buffers, the towers and their profile, and the MTP assistant.
         contract = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
-        assert set(p["memory"]) == contract | {"adaptersGiB"}
+        assert set(p["memory"]) == contract | {"adaptersGiB", "multimodalGiB", "assistantGiB"}
         assert set(p["runtime"]) == {
             "name",
             "image",

@@ -48,7 +48,7 @@ def test_defaults_enums_and_bounds_reach_the_schema() -> None:
 def test_cel_rules_cover_the_cross_field_constraints() -> None:
     spec = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
     model_rules = spec["properties"]["model"]["x-kubernetes-validations"]
-    assert "self.variant in ['e2b', 'e4b', '26b-a4b', '31b']" in model_rules[0]["rule"]
+    assert "self.variant in ['e2b', 'e4b', '26b-a4b', '31b', '12b']" in model_rules[0]["rule"]
     assert "self.variant in ['1b', '4b', '12b', '27b']" in model_rules[0]["rule"]
     autoscaling_rules = spec["properties"]["autoscaling"]["x-kubernetes-validations"]
     assert autoscaling_rules[0]["rule"].endswith("self.minReplicas <= self.maxReplicas")

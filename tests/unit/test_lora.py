@@ -118,9 +118,9 @@ def test_a_31b_slot_at_rank_16_is_the_issues_quarter_gigabyte() -> None:
 
 @pytest.mark.parametrize(("slots", "adapters_gib"), [(1, 0.23), (4, 0.92)])
 def test_the_slots_come_out_of_the_kv_cache_pool(slots: int, adapters_gib: float) -> None:
-    """31B bf16 on one H100 at two sequences of 8K: the slots' buffers (and the second set of CUDA graphs vLLM
-    0.33.0 captures for LoRA) take what the KV cache would have had."""
-    asked: dict[str, Any] = {"maxConcurrentSequences": 2}
+    """31B bf16 text-only on one H100 at two sequences of 8K: the slots' buffers (and the second set of CUDA graphs
+    vLLM 0.33.0 captures for LoRA) take what the KV cache would have had."""
+    asked: dict[str, Any] = {"maxConcurrentSequences": 2, "modalities": {"textOnly": True}}
     plain = plan_for(serving=asked, placement={"gpusPerReplica": 1})
     served = plan_for(
         adapters=adapters(4), serving={**asked, "lora": {"maxLoaded": slots}}, placement={"gpusPerReplica": 1}
@@ -132,10 +132,16 @@ def test_the_slots_come_out_of_the_kv_cache_pool(slots: int, adapters_gib: float
     assert plain.concurrency is not None
     assert served.concurrency is not None
     assert served.concurrency.guaranteed < plain.concurrency.guaranteed
-    assert served.fits is (slots == 1)
-    if not served.fits:
-        assert "LoRA slots 0.9 GiB" in served.problems[0]
-        assert "gpusPerReplica 2 would fit" in served.problems[0]
+    assert served.fits
+    # With the vision tower loaded as well (modalities unset), four slots no longer leave room for two sequences.
+    towers = plan_for(
+        adapters=adapters(4),
+        serving={"maxConcurrentSequences": 2, "lora": {"maxLoaded": slots}},
+        placement={"gpusPerReplica": 1},
+    )
+    assert not towers.fits
+    assert f"LoRA slots {adapters_gib:.1f} GiB" in towers.problems[0]
+    assert "gpusPerReplica 2 would fit" in towers.problems[0]
 
 
 def test_mixture_of_experts_slots_hold_every_experts_adapter() -> None:

@@ -227,7 +227,7 @@ def test_does_not_fit_carries_the_numbers_and_advice() -> None:
     assert "does not fit 1 x h100: 4 sequences of 131072 tokens need" in problem
     assert "weights 58.5 GiB" in problem
     assert "offers 71.7 GiB" in problem
-    assert "vllm admits 0.78 of them" in problem
+    assert "vllm admits 0.75 of them" in problem
     assert "at most" not in problem or "sequences fit" in problem
     larger = plan_for(model={"variant": "31b"}, serving={"maxContextTokens": 131072})
     assert larger.fits

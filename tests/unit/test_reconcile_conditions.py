@@ -219,9 +219,17 @@ def test_planned_describes_the_plan_in_effect() -> None:
     assert summary(status, "Planned") == (
         TRUE,
         "Planned",
-        "vllm 0.33.0 on 2 x h100: 91.6 of 143.4 GiB per replica; admits 11.51 sequences at maxContextTokens by "
-        "its own accounting, 55 in steady decode",
+        "vllm 0.33.0 on 2 x h100: 92.9 of 143.4 GiB per replica; admits 11.33 sequences at maxContextTokens by "
+        "its own accounting, 55 in steady decode; encoder towers and their profile take 2.3 GiB per replica, "
+        "which serving.modalities.textOnly would free",
     )
+
+
+def test_planned_names_no_towers_for_a_text_only_plan() -> None:
+    text_only = fitted(deployment(serving={"modalities": {"textOnly": True}}))
+    message = summary(status_of(observed(plan=text_only)), "Planned")[2]
+    assert "textOnly" not in message
+    assert message.startswith("vllm 0.33.0 on ")
 
 
 def test_planned_says_why_runtime_auto_chose_as_it_did() -> None:

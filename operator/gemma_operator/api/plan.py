@@ -74,6 +74,15 @@ class MemoryPlan(ApiModel):
         alias="availableGiB",
         description="What the replica's GPUs or node offer after the runtime's utilisation fraction.",
     )
+    multimodal_gi_b: float = Field(
+        default=0.0,
+        alias="multimodalGiB",
+        description="Of weights and overhead: the encoder towers loaded and the encoder cache's profiling peak, "
+        "what serving.modalities.textOnly would free.",
+    )
+    assistant_gi_b: float = Field(
+        default=0.0, alias="assistantGiB", description="Of weights: the MTP assistant checkpoint (speculative mtp)."
+    )
 
 
 class LimitsPlan(ApiModel):

@@ -10,9 +10,11 @@ from gemma_operator.api.base import ApiModel
 from gemma_operator.api.vocabulary import (
     ALLOWED_GPUS_PER_REPLICA,
     ALLOWED_LORA_RANKS,
+    TOKENS_PER_IMAGE,
     Family,
     Precision,
     RuntimeChoice,
+    SpeculativeMethod,
     TaintEffect,
     TargetChoice,
     TolerationOperator,
@@ -83,7 +85,7 @@ class ModelSpec(ApiModel):
     variant: str = Field(
         min_length=1,
         max_length=32,
-        description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b. gemma-3: 1b, 4b, 12b, 27b.",
+        description="Variant within the family. gemma-4: e2b, e4b, 26b-a4b, 31b, 12b. gemma-3: 1b, 4b, 12b, 27b.",
     )
     instruction_tuned: bool = Field(
         default=True, description="Serve the instruction-tuned (-it) repository rather than the base model."
@@ -214,6 +216,140 @@ class ServingSecurityContext(ApiModel):
         return self
 
 
+# --- spec.serving.modalities -------------------------------------------------------------------------
+# vLLM's own default when a modality's limit is not given (vllm/config/multimodal.py
+# MultiModalConfig.get_limit_per_prompt); more items than that in one prompt are never planned for.
+MAX_ITEMS_PER_PROMPT = 999
+
+
+def _items_per_prompt(what: str) -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=MAX_ITEMS_PER_PROMPT,
+        description=f"Most {what} one request may carry; 0 turns them off. Empty: the runtime's default "
+        f"(vLLM: {MAX_ITEMS_PER_PROMPT}).",
+    )
+
+
+class ImageModality(ApiModel):
+    """Image inputs."""
+
+    max_per_prompt: int | None = _items_per_prompt("images")
+    tokens_per_image: int | None = Field(
+        default=None,
+        ge=min(TOKENS_PER_IMAGE),
+        le=max(TOKENS_PER_IMAGE),
+        description="Gemma 4's image token budget (vLLM --mm-processor-kwargs max_soft_tokens): 70, 140, 280, 560 "
+        "or 1120; more tokens, finer detail. Empty: the checkpoint's default (280).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self in {list(TOKENS_PER_IMAGE)}",
+                    "message": "tokensPerImage must be one of " + ", ".join(map(str, TOKENS_PER_IMAGE)),
+                }
+            ]
+        },
+    )
+
+    @field_validator("tokens_per_image")
+    @classmethod
+    def _a_budget_gemma_takes(cls, value: int | None) -> int | None:
+        if value is not None and value not in TOKENS_PER_IMAGE:
+            raise ValueError("tokensPerImage must be one of " + ", ".join(map(str, TOKENS_PER_IMAGE)))
+        return value
+
+
+class VideoModality(ApiModel):
+    """Video inputs (Gemma 4 reads a video as up to 32 frames through its vision tower)."""
+
+    max_per_prompt: int | None = _items_per_prompt("videos")
+
+
+class AudioModality(ApiModel):
+    """Audio inputs (Gemma 4 E2B and E4B, which have an audio tower, and 12B)."""
+
+    max_per_prompt: int | None = _items_per_prompt("audio clips")
+
+
+_TEXT_ONLY_ALONE = "textOnly excludes image, video and audio"
+
+
+class ModalitiesSpec(ApiModel):
+    """Which inputs besides text the runtime accepts, and so which encoder towers it loads and plans for.
+
+    Unset: every modality the variant has, at the runtime's defaults. vLLM skips the vision tower only when
+    both image and video are 0, and the audio tower when audio is 0; textOnly turns all three off.
+    """
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.textOnly) || !self.textOnly"
+                    " || (!has(self.image) && !has(self.video) && !has(self.audio))",
+                    "message": _TEXT_ONLY_ALONE,
+                }
+            ]
+        }
+    }
+
+    text_only: bool = Field(
+        default=False, description="Text inputs only: no encoder tower is loaded (vLLM --language-model-only)."
+    )
+    image: ImageModality | None = Field(default=None, description="Image inputs. Empty: the runtime's defaults.")
+    video: VideoModality | None = Field(default=None, description="Video inputs. Empty: the runtime's defaults.")
+    audio: AudioModality | None = Field(
+        default=None, description="Audio inputs (gemma-4 e2b, e4b, 12b). Empty: the runtime's defaults."
+    )
+
+    @model_validator(mode="after")
+    def _text_only_alone(self) -> ModalitiesSpec:
+        if self.text_only and (self.image or self.video or self.audio):
+            raise ValueError(_TEXT_ONLY_ALONE)
+        return self
+
+
+# --- spec.serving.speculative ------------------------------------------------------------------------
+# Past a handful of drafted tokens acceptance falls off; vLLM takes any positive count (vllm/config/speculative.py).
+MAX_SPECULATIVE_TOKENS = 16
+_TOKENS_NEED_A_METHOD = "speculative.tokens needs a method other than none"
+
+
+class SpeculativeSpec(ApiModel):
+    """Speculative decoding: a cheap drafter proposes tokens the model verifies in one pass."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.tokens) || (has(self.method) && self.method != 'none')",
+                    "message": _TOKENS_NEED_A_METHOD,
+                }
+            ]
+        }
+    }
+
+    method: SpeculativeMethod = Field(
+        default=SpeculativeMethod.NONE,
+        description="none; mtp: the variant's Gemma 4 assistant checkpoint, which shares the KV cache (vLLM "
+        "with Gemma4MTPModel); ngram: drafts from the prompt's own n-grams, no extra weights.",
+    )
+    tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SPECULATIVE_TOKENS,
+        description="Tokens drafted per step. Empty: 1 for mtp, 5 for ngram (the examples of vLLM's MTP and n-gram "
+        "docs).",
+    )
+
+    @model_validator(mode="after")
+    def _tokens_need_a_method(self) -> SpeculativeSpec:
+        if self.tokens is not None and self.method is SpeculativeMethod.NONE:
+            raise ValueError(_TOKENS_NEED_A_METHOD)
+        return self
+
+
 # LoRA adapters. An adapter's name is the model a request names to use it. vLLM reads --lora-modules items
 # "name=path" by splitting at the first "=", and reads an item holding a "," as JSON
 # (entrypoints/common/cli_args.py LoRAParserAction); a name without "/" never equals the base model's
@@ -322,6 +458,15 @@ class ServingSpec(ApiModel):
     security_context: ServingSecurityContext = Field(
         default_factory=ServingSecurityContext,
         description="User and groups of the serving pods (default UID, GID and fsGroup 1000, non-root).",
+    )
+    # --- modalities and speculative decoding ---
+    modalities: ModalitiesSpec = Field(
+        default_factory=ModalitiesSpec,
+        description="Inputs besides text, and so the encoder towers loaded and planned for. Empty: every "
+        "modality the variant has, at the runtime's defaults.",
+    )
+    speculative: SpeculativeSpec = Field(
+        default_factory=SpeculativeSpec, description="Speculative decoding (default none)."
     )
     # LoRA adapters (spec.adapters) and tool calling / reasoning.
     lora: LoraSpec = Field(

@@ -59,11 +59,25 @@ class TaintEffect(StrEnum):
     NO_EXECUTE = "NoExecute"
 
 
+class SpeculativeMethod(StrEnum):
+    """How the runtime drafts tokens for the model to verify (spec.serving.speculative.method)."""
+
+    NONE = "none"
+    # The variant's Gemma 4 assistant checkpoint (google/gemma-4-<variant>-it-assistant), sharing the KV cache.
+    MTP = "mtp"
+    # Drafts copied from earlier n-grams of the prompt: no weights of its own.
+    NGRAM = "ngram"
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
 
+
+# The image token budgets Gemma 4's processor takes (vLLM 0.33.0 model_executor/models/gemma4_mm.py
+# _SUPPORTED_SOFT_TOKENS; Gemma4MultiModalProcessor._apply_hf_processor_main raises for any other value).
+TOKENS_PER_IMAGE: tuple[int, ...] = (70, 140, 280, 560, 1120)
 
 ALLOWED_GPUS_PER_REPLICA: tuple[int, ...] = (0, 1, 2, 4, 8)
 """0 lets the planner decide; tensor parallelism only comes in powers of two."""

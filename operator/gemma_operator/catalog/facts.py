@@ -99,17 +99,28 @@ class LanguageTensors(Fact):
 
 
 class VisionEncoder(Fact):
-    attention: int = Field(gt=0)
-    mlp: int = Field(gt=0)
+    # An encoder-free embedder (Gemma 4 12B) has no attention or MLP: its patch projection is `other`.
+    attention: int = Field(ge=0)
+    mlp: int = Field(ge=0)
     other: int = Field(ge=0)
     hidden_size: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
+    intermediate_size: int = Field(ge=0)
+    # What one image costs: the soft tokens it becomes at the checkpoint's default, and the patches the tower
+    # encodes for each of them (pooling kernel squared).
+    tokens_per_image: int = Field(gt=0)
+    patches_per_token: int = Field(gt=0)
+    # Whether the processor takes another token budget (Gemma 4's max_soft_tokens; Gemma 3 is fixed at 256).
+    tokens_configurable: bool
+    # The position-embedding table size vLLM's Gemma 4 tower chunks its batches by; None: one batch.
+    chunk_position_embeddings: int | None = None
 
 
 class AudioEncoder(Fact):
     linear: int = Field(gt=0)
     other: int = Field(ge=0)
     hidden_size: int = Field(gt=0)
+    # Soft tokens of the longest clip (the processor's audio_seq_length).
+    tokens_per_item: int = Field(gt=0)
 
 
 class Encoders(Fact):
@@ -126,9 +137,57 @@ class Encoders(Fact):
         return ()
 
 
+class Assistant(Fact):
+    """A Gemma 4 MTP assistant checkpoint: a few Q-only decoder layers that read the target's KV cache.
+
+    Its parameters follow the modules of vLLM 0.33.0's model_executor/models/gemma4_mtp.py (Gemma4MTP,
+    Gemma4MultiTokenPredictor, Gemma4MTPDecoderLayer, Gemma4MTPAttention, Gemma4MTPMaskedEmbedder).
+    """
+
+    repository: str
+    layers: int = Field(gt=0)
+    # Every globalEvery-th layer is a full-attention layer; the last one is.
+    global_every: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    attention_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    global_head_dim: int = Field(gt=0)
+    backbone_hidden_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    # use_ordered_embeddings: a centroid projection over the vocabulary (0 without).
+    centroids: int = Field(ge=0)
+
+    @property
+    def embedding_parameters(self) -> int:
+        """embed_tokens, which the LM head is tied to."""
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def other_parameters(self) -> int:
+        """Everything else: the decoder layers, the projections to and from the target's width, norms, centroids."""
+        hidden = self.hidden_size
+        full = sum(1 for i in range(1, self.layers + 1) if i % self.global_every == 0 or i == self.layers)
+        sliding = self.layers - full
+        # q_proj and o_proj (no K/V: the layers read the target's cache), the gated MLP, four norms and q_norm.
+        per_layer = 3 * hidden * self.intermediate_size + 4 * hidden
+        attention = sum(
+            count * (2 * self.attention_heads * head_dim * hidden + head_dim)
+            for count, head_dim in ((sliding, self.head_dim), (full, self.global_head_dim))
+        )
+        projections = 2 * self.backbone_hidden_size * hidden + hidden * self.backbone_hidden_size
+        return self.layers * per_layer + attention + projections + hidden + hidden * self.centroids
+
+    @property
+    def parameters(self) -> int:
+        return self.embedding_parameters + self.other_parameters
+
+
 class Variant(Fact):
     family: Family
     name: str
+    # The checkpoint's config.json architectures[0]: what a runtime must have a class for.
+    architecture: str
     repositories: Repositories
     gguf: Repositories
     tensors: LanguageTensors
@@ -144,6 +203,8 @@ class Variant(Fact):
     gpu_only: bool = False
     experts: Experts | None = None
     attention: Attention
+    # The MTP assistant checkpoint of the instruction-tuned model, where Google publishes one.
+    assistant: Assistant | None = None
 
     @property
     def label(self) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from gemma_operator.api import Family, Precision, Runtime, Target
+from gemma_operator.api import Family, Precision, Runtime, SpeculativeMethod, Target
 from gemma_operator.catalog import RuntimeFacts
 from gemma_operator.planning.lora import LoraSlots
+from gemma_operator.planning.modalities import Modalities
 from gemma_operator.planning.sizers import PLANNED_CTX_CHECKPOINTS
+from gemma_operator.planning.speculative import NGRAM_LOOKUP_TOKENS
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Launch:
     # vLLM's Gemma 4 tool-call and reasoning parsers.
     tool_calling: bool = False
     reasoning: bool = False
+    # --- modalities and speculative decoding ---
+    # What the replica serves besides text; None: the runtime's defaults, nothing rendered.
+    modalities: Modalities | None = None
+    speculative: SpeculativeMethod = SpeculativeMethod.NONE
+    speculative_tokens: int = 0
+    # The MTP assistant checkpoint (speculative mtp).
+    assistant: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ ADAPTERS = "spec.adapters"
 LORA = "spec.serving.lora"
 TOOL_CALLING = "spec.serving.toolCalling"
 REASONING = "spec.serving.reasoning"
+MODALITIES = "spec.serving.modalities"
+SPECULATIVE = "spec.serving.speculative"
 # What no spec field changes: the planner sizes memory by it, and probes, Service and scraping rely on the rest.
 OPERATOR = "the operator"
 
@@ -112,6 +124,8 @@ class TgiFlags(NamedTuple):
     max_concurrent_requests: Flag = Flag("--max-concurrent-requests", SEQUENCES, env=("MAX_CONCURRENT_REQUESTS",))
     hostname: Flag = Flag("--hostname", OPERATOR, env=("HOSTNAME",))
     port: Flag = Flag("--port", OPERATOR, ("-p",), env=("PORT",))
+    # --- speculative decoding: n-gram speculation where the checkpoint has no Medusa heads (launcher/src/main.rs).
+    speculate: Flag = Flag("--speculate", SPECULATIVE, env=("SPECULATE",))
 
 
 class VllmFlags(NamedTuple):
@@ -141,6 +155,11 @@ class VllmFlags(NamedTuple):
     max_lora_rank: Flag = Flag("--max-lora-rank", LORA)
     # The adapters the host keeps loaded: all of them, so a slot is refilled from RAM, not from disk.
     max_cpu_loras: Flag = Flag("--max-cpu-loras", ADAPTERS)
+    # --- modalities and speculative decoding ---
+    language_model_only: Flag = Flag("--language-model-only", MODALITIES, ("--no-language-model-only",))
+    limit_mm_per_prompt: Flag = Flag("--limit-mm-per-prompt", MODALITIES)
+    mm_processor_kwargs: Flag = Flag("--mm-processor-kwargs", MODALITIES)
+    speculative_config: Flag = Flag("--speculative-config", SPECULATIVE, ("-sc",))
 
 
 # llama-server reads an option from its LLAMA_ARG_ variable (common/arg.cpp set_env).
@@ -161,6 +180,16 @@ class LlamacppFlags(NamedTuple):
     metrics: Flag = Flag("--metrics", OPERATOR, env=("LLAMA_ARG_ENDPOINT_METRICS",))
     host: Flag = Flag("--host", OPERATOR, env=("LLAMA_ARG_HOST",))
     port: Flag = Flag("--port", OPERATOR, env=("LLAMA_ARG_PORT",))
+    # --- modalities and speculative decoding ---
+    no_mmproj: Flag = Flag(
+        "--no-mmproj",
+        MODALITIES,
+        ("--mmproj-auto", "--no-mmproj-auto"),
+        ("LLAMA_ARG_MMPROJ_AUTO", "LLAMA_ARG_NO_MMPROJ_AUTO"),
+    )
+    spec_type: Flag = Flag("--spec-type", SPECULATIVE, env=("LLAMA_ARG_SPEC_TYPE",))
+    ngram_size_n: Flag = Flag("--spec-ngram-simple-size-n", SPECULATIVE)
+    ngram_size_m: Flag = Flag("--spec-ngram-simple-size-m", SPECULATIVE)
 
 
 TGI, VLLM, LLAMACPP = TgiFlags(), VllmFlags(), LlamacppFlags()
@@ -190,6 +219,7 @@ def _tgi(launch: Launch) -> list[str]:
         *TGI.max_concurrent_requests(str(max(128, 32 * launch.sequences))),
         *TGI.hostname("0.0.0.0"),
         *TGI.port(str(launch.runtime.port)),
+        *(TGI.speculate(str(launch.speculative_tokens)) if launch.speculative is SpeculativeMethod.NGRAM else []),
     ]
 
 
@@ -225,7 +255,38 @@ def _vllm(launch: Launch) -> list[str]:
             *VLLM.max_lora_rank(str(launch.lora.rank)),
             *VLLM.max_cpu_loras(str(len(launch.adapters))),
         ]
+    return args + _vllm_modalities(launch) + _vllm_speculative(launch)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _vllm_modalities(launch: Launch) -> list[str]:
+    modalities = launch.modalities
+    if modalities is None:
+        return []
+    if modalities.text_only:
+        return VLLM.language_model_only()
+    args = VLLM.limit_mm_per_prompt(_json(dict(modalities.limits))) if modalities.limits else []
+    if modalities.tokens_per_image is not None:
+        # vLLM 0.33.0 also profiles the encoder at this budget (catalog/versions/vllm.yaml multimodal).
+        args += VLLM.mm_processor_kwargs(_json({"max_soft_tokens": modalities.tokens_per_image}))
     return args
+
+
+def _vllm_speculative(launch: Launch) -> list[str]:
+    if launch.speculative is SpeculativeMethod.MTP:
+        config = {"method": "mtp", "model": launch.assistant, "num_speculative_tokens": launch.speculative_tokens}
+        return VLLM.speculative_config(_json(config))
+    if launch.speculative is SpeculativeMethod.NGRAM:
+        config = {
+            "method": "ngram",
+            "num_speculative_tokens": launch.speculative_tokens,
+            "prompt_lookup_max": NGRAM_LOOKUP_TOKENS,
+        }
+        return VLLM.speculative_config(_json(config))
+    return []
 
 
 def _llamacpp(launch: Launch) -> list[str]:
@@ -244,6 +305,16 @@ def _llamacpp(launch: Launch) -> list[str]:
         *LLAMACPP.metrics(),
         *LLAMACPP.host("0.0.0.0"),
         *LLAMACPP.port(str(launch.runtime.port)),
+        *(LLAMACPP.no_mmproj() if launch.modalities is not None and launch.modalities.text_only else []),
+        *(
+            [
+                *LLAMACPP.spec_type("ngram-simple"),
+                *LLAMACPP.ngram_size_n(str(NGRAM_LOOKUP_TOKENS)),
+                *LLAMACPP.ngram_size_m(str(launch.speculative_tokens)),
+            ]
+            if launch.speculative is SpeculativeMethod.NGRAM
+            else []
+        ),
     ]
 
 

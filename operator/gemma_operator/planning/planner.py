@@ -10,8 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gemma_operator.api import Family, GemmaDeployment, Precision, Reason, Runtime, RuntimeChoice, RuntimePlan, Target
+from gemma_operator.api import (
+    Family,
+    GemmaDeployment,
+    Precision,
+    Reason,
+    Runtime,
+    RuntimeChoice,
+    RuntimePlan,
+    SpeculativeMethod,
+    Target,
+)
 from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
+from gemma_operator.planning import modalities as served_modalities
+from gemma_operator.planning import speculative
 from gemma_operator.planning.choices import (
     auto_runtimes,
     choose_runtime,
@@ -21,11 +33,12 @@ from gemma_operator.planning.choices import (
 from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
 from gemma_operator.planning.lora import LoraLoad, LoraSlots
+from gemma_operator.planning.modalities import Modalities
 from gemma_operator.planning.placement import accelerator_for, gib, host_memory_gib, placement_for, unplaceable
 from gemma_operator.planning.result import Plan, PlanResult, Refused
-from gemma_operator.planning.sizers import sizer_for
+from gemma_operator.planning.sizers import Sizer, VllmSizer, sizer_for
 from gemma_operator.planning.sizing import Request, Sizing, choose, frontier
-from gemma_operator.planning.weights import StorageUnknown, weights
+from gemma_operator.planning.weights import StorageUnknown, WeightBreakdown, assistant_bytes, weights
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,60 @@ def _chat_parsers(asked: Asked, runtime: RuntimeFacts) -> ChatParsers | Refused:
     )
 
 
+def _profile_note(asked: Asked, sizer: Sizer) -> tuple[str, ...]:
+    """Where the release profiles images at the checkpoint's budget rather than the one served."""
+    image, rules = asked.deployment.spec.serving.modalities.image, sizer.vllm_rules
+    vision = asked.variant.encoders.vision
+    if image is None or image.tokens_per_image is None or rules is None or vision is None:
+        return ()
+    if rules.multimodal.profiles_configured_tokens_per_image:
+        return ()
+    return (
+        f"vllm {sizer.version} profiles an image at the checkpoint's {vision.tokens_per_image} tokens whatever "
+        f"--mm-processor-kwargs says; the plan charges the {image.tokens_per_image} served",
+    )
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What a runtime loads for the spec's modalities and drafter, and the sizer that knows the items served."""
+
+    sizer: Sizer
+    modalities: Modalities
+    stored: WeightBreakdown
+    assistant_bytes: float
+
+
+def _loaded(asked: Asked, runtime: RuntimeFacts, sizer: Sizer, precision: Precision) -> _Loaded | Refused:
+    serving, variant = asked.deployment.spec.serving, asked.variant
+    vllm_rules = sizer.vllm_rules
+    cannot = served_modalities.refusal(serving.modalities, variant, runtime.name, sizer.version) or speculative.refusal(
+        serving.speculative,
+        variant,
+        runtime.name,
+        sizer.version,
+        vllm_rules.support.architectures if vllm_rules else (),
+    )
+    if cannot:
+        return Refused.because(Reason.UNSATISFIABLE, cannot)
+    modalities = served_modalities.resolve(serving.modalities, variant, runtime.name, vllm_rules)
+    try:
+        stored = weights(
+            variant,
+            precision,
+            runtime.name,
+            sizer.version,
+            vision=modalities.vision_loaded,
+            audio=modalities.audio_loaded,
+        )
+    except StorageUnknown as error:
+        return Refused.because(Reason.UNSATISFIABLE, str(error))
+    if isinstance(sizer, VllmSizer):
+        sizer = replace(sizer, largest_item_tokens=modalities.largest_item_tokens)
+    mtp = serving.speculative.method is SpeculativeMethod.MTP
+    return _Loaded(sizer, modalities, stored, assistant_bytes(variant) if mtp else 0.0)
+
+
 def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     """The plan on one runtime."""
     spec, variant, target, accelerator = asked.deployment.spec, asked.variant, asked.target, asked.accelerator
@@ -131,6 +198,12 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     unloadable = sizer.unloadable(variant, precision, prequantized)
     if unloadable:
         return Refused.because(Reason.UNSATISFIABLE, unloadable)
+    loaded = _loaded(asked, runtime, sizer, precision)
+    if isinstance(loaded, Refused):
+        return loaded
+    sizer, modalities, stored, assistant = loaded.sizer, loaded.modalities, loaded.stored, loaded.assistant_bytes
+    replicated = stored.tower_bytes if sizer.replicates_towers else 0.0
+    vllm_rules, mtp = sizer.vllm_rules, spec.serving.speculative.method is SpeculativeMethod.MTP
     parsers = _chat_parsers(asked, runtime)
     if isinstance(parsers, Refused):
         return parsers
@@ -138,10 +211,6 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     adapters: LoraLoad | str | None = sizer.lora(variant, spec.adapters, slots) if spec.adapters else None
     if isinstance(adapters, str):
         return Refused.because(Reason.UNSATISFIABLE, adapters)
-    try:
-        stored = weights(variant, precision, runtime.name, sizer.version)
-    except StorageUnknown as error:
-        return Refused.because(Reason.UNSATISFIABLE, str(error))
 
     utilization = (accelerator.memory_utilization if accelerator else None) or runtime.memory_utilization
     if accelerator is not None:
@@ -160,11 +229,15 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         sizer=sizer,
         target=target,
         accelerator=accelerator,
-        weight_bytes=stored.total_bytes,
+        weight_bytes=stored.total_bytes - replicated + assistant,
         device_gib=device_gib,
         memory_utilization=utilization,
         activation_bytes_per_hidden_unit=runtime.activation_bytes_per_hidden_unit,
         lora=adapters,
+        replicated_weight_bytes=replicated,
+        sharded_tower_bytes=stored.tower_bytes - replicated,
+        assistant_bytes=assistant,
+        modalities=modalities if vllm_rules is not None else None,
     )
     serving = spec.serving
     choice = choose(request, degrees, serving.max_context_tokens, serving.max_concurrent_sequences)
@@ -188,6 +261,10 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
         lora=slots if adapters is not None else None,
         tool_calling=parsers.tool_calling,
         reasoning=parsers.reasoning,
+        modalities=modalities,
+        speculative=spec.serving.speculative.method,
+        speculative_tokens=speculative.tokens(spec.serving.speculative),
+        assistant=variant.assistant.repository if mtp and variant.assistant else "",
     )
     sized = Plan(
         runtime=RuntimePlan(
@@ -197,7 +274,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
             extra_arg_count=len(serving.extra_args),
             version=sizer.version,
             prefill_chunk_tokens=sizing.knobs.prefill_chunk_tokens,
-            decisions=[choice.chunk_decision, *bound.decisions],
+            decisions=[choice.chunk_decision, *bound.decisions, *_profile_note(asked, sizer)],
             adapters=[adapter.name for adapter in spec.adapters],
         ),
         placement=placement,

@@ -32,6 +32,7 @@ PLANNED_CTX_CHECKPOINTS = 2
 # (vllm/engine/arg_utils.py get_batch_defaults). Smaller chunks leave prefill GEMMs too small to
 # keep an accelerator busy, so a plan buys cache room with them no further.
 MIN_PREFILL_CHUNK_TOKENS = 2048
+PINNED_VLLM = vllm_versions.PINNED
 
 
 class Sizer(Protocol):
@@ -70,6 +71,16 @@ class Sizer(Protocol):
         """Why this release cannot load the variant at that precision; None when it can."""
         ...
 
+    @property
+    def replicates_towers(self) -> bool:
+        """Whether every tensor-parallel rank holds the encoder towers whole."""
+        ...
+
+    @property
+    def vllm_rules(self) -> VllmRules | None:
+        """The vLLM release's facts (model classes, multimodal profiling), on vLLM only."""
+        ...
+
     def lora(self, variant: Variant, adapters: Sequence[AdapterSpec], slots: LoraSlots) -> LoraLoad | str:
         """What serving `adapters` in `slots` costs on this release, or why it cannot serve them."""
         ...
@@ -81,10 +92,19 @@ class VllmSizer:
     family: Family
     runtime: Runtime = Runtime.VLLM
     chunk_flag: str = "--max-num-batched-tokens"
+    # Gemma 4's and Gemma 3's towers are transformers modules whose Linear layers vLLM replaces with replicated
+    # ones (model_executor/models/transformers/utils.py recursive_replace_linear(..., "replicate")).
+    replicates_towers: bool = True
+    # The largest multimodal item the plan enables (planning/modalities.py); None: Gemma 4's largest, a video.
+    largest_item_tokens: int | None = None
 
     @property
     def version(self) -> str:
         return self.rules.version
+
+    @property
+    def vllm_rules(self) -> VllmRules | None:
+        return self.rules
 
     def usable_fraction(self, utilization: float) -> float:
         # --gpu-memory-utilization is the share of the whole GPU the instance may take.
@@ -106,9 +126,11 @@ class VllmSizer:
             raise ValueError("vLLM runs on GPUs only")
         default = vllm.default_batched_tokens(self.rules, accelerator.memory_gib, accelerator.product)
         whole_items = self.rules.whole_multimodal_items
-        # Gemma 4's largest item is a video (vllm.yaml); Gemma 3's, an image, is far below the floor.
+        # Gemma 4's largest item is a video (vllm.yaml) unless the plan turns video off; Gemma 3's, an image, is
+        # far below the floor. With no item enabled vLLM checks none (compute_mm_encoder_budget).
         whole = self.family is Family.GEMMA_4 and self.family in whole_items.families
-        item = whole_items.gemma4_item_tokens if whole else 0
+        largest = whole_items.gemma4_item_tokens if self.largest_item_tokens is None else self.largest_item_tokens
+        item = largest if whole else 0
         floor = max(MIN_PREFILL_CHUNK_TOKENS, item, knobs.sequences)
         if default <= floor:
             return (max(default, item, knobs.sequences),)
@@ -121,9 +143,14 @@ class VllmSizer:
         return None
 
     def unloadable(self, variant: Variant, precision: Precision, prequantized: bool) -> str | None:
+        support, release = self.rules.support, f"vLLM {self.version}"
+        if variant.architecture not in support.architectures:
+            return (
+                f"{release} has no {variant.architecture} (model_executor/models/registry.py), so it cannot load "
+                f"{variant.label}; use an image of a vLLM release that has it (the catalog's {PINNED_VLLM} does)"
+            )
         if precision is not Precision.INT4 or prequantized:
             return None
-        support, release = self.rules.support, f"vLLM {self.version}"
         advice = (
             "use precision fp8, or set model.repository to a pre-quantised int4 build "
             "(AWQ, GPTQ or compressed-tensors W4A16), whose quantisation vLLM reads itself"
@@ -164,6 +191,8 @@ class TgiSizer:
     model_type: str
     runtime: Runtime = Runtime.TGI
     chunk_flag: str = "--max-batch-prefill-tokens"
+    replicates_towers: bool = False
+    vllm_rules: VllmRules | None = None
 
     @property
     def version(self) -> str:
@@ -211,6 +240,9 @@ class LlamacppSizer:
     rules: LlamaCppRules
     runtime: Runtime = Runtime.LLAMACPP
     chunk_flag: str = "-ub"
+    # One process on one node: nothing to replicate.
+    replicates_towers: bool = False
+    vllm_rules: VllmRules | None = None
 
     @property
     def version(self) -> str:

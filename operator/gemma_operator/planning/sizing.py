@@ -17,6 +17,7 @@ from gemma_operator.catalog import AcceleratorClass, Variant
 from gemma_operator.planning import lora, memory
 from gemma_operator.planning.allocators import Knobs, KvAccounting
 from gemma_operator.planning.lora import LoraLoad
+from gemma_operator.planning.modalities import Modalities
 from gemma_operator.planning.sizers import Sizer
 
 GIB = 1 << 30
@@ -39,6 +40,10 @@ class Sizing:
     pool_bytes: int
     pool_fits: bool
     refusal: str | None
+    # Of weights and overhead, GiB over all devices: the encoder towers and the encoder's profiling peak (what
+    # text-only would free), and the MTP assistant's weights.
+    multimodal: float = 0.0
+    assistant: float = 0.0
 
     @property
     def sequences_the_pool_holds(self) -> int:
@@ -61,6 +66,8 @@ class Sizing:
             adapters_gi_b=round(self.adapters, 2),
             required_gi_b=round(self.required, 1),
             available_gi_b=round(self.available, 1),
+            multimodal_gi_b=round(self.multimodal, 2),
+            assistant_gi_b=round(self.assistant, 2),
         )
 
     def concurrency(self) -> ConcurrencyPlan:
@@ -85,6 +92,13 @@ class Request:
     activation_bytes_per_hidden_unit: int
     # Adapters served (vLLM): their slots' buffers come out of each device before the KV cache.
     lora: LoraLoad | None = None
+    # Weights every device holds whole (vLLM replicates the encoder towers over its tensor-parallel ranks), and
+    # of weight_bytes, the towers sharded with the rest and the MTP assistant's.
+    replicated_weight_bytes: float = 0.0
+    sharded_tower_bytes: float = 0.0
+    assistant_bytes: float = 0.0
+    # The inputs served besides text, whose encoder the runtime profiles (vLLM); None where it does not.
+    modalities: Modalities | None = None
 
     def _adapter_bytes(self, knobs: Knobs) -> int:
         """Per device."""
@@ -94,25 +108,46 @@ class Request:
             self.variant, self.lora.slots, knobs.tensor_parallel, knobs.prefill_chunk_tokens, knobs.sequences
         )
 
+    def _encoder_bytes(self, knobs: Knobs) -> int:
+        if self.modalities is None:
+            return 0
+        device = self.device_gib * GIB
+        free = device - self.weight_bytes / knobs.tensor_parallel - self.replicated_weight_bytes
+        return self.modalities.encoder_bytes(
+            knobs.context_tokens,
+            knobs.sequences,
+            knobs.prefill_chunk_tokens,
+            self.variant.hidden_size,
+            free,
+            device,
+            self.activation_bytes_per_hidden_unit,
+        )
+
     def size(self, knobs: Knobs) -> Sizing:
         devices = knobs.tensor_parallel
-        overhead = memory.overhead_gib(
-            self.variant,
-            self.target,
-            min(knobs.context_tokens, knobs.prefill_chunk_tokens),
-            devices,
-            self.activation_bytes_per_hidden_unit,
-            self.lora.extra_graph_sets if self.lora else 0,
+        encoder_gib = self._encoder_bytes(knobs) / GIB
+        overhead = (
+            memory.overhead_gib(
+                self.variant,
+                self.target,
+                min(knobs.context_tokens, knobs.prefill_chunk_tokens),
+                devices,
+                self.activation_bytes_per_hidden_unit,
+                self.lora.extra_graph_sets if self.lora else 0,
+            )
+            + devices * encoder_gib
         )
         usable = self.device_gib * self.sizer.usable_fraction(self.memory_utilization)
         adapters = self._adapter_bytes(knobs)
-        pool = int((usable - overhead / devices) * GIB - self.weight_bytes / devices - adapters)
+        per_device_weights = self.weight_bytes / devices + self.replicated_weight_bytes
+        pool = int((usable - overhead / devices) * GIB - per_device_weights - adapters)
         needed = self.sizer.pool_bytes_for(self.variant.attention, knobs)
         accounting = self.sizer.account(self.variant.attention, knobs, pool)
+        towers = self.sharded_tower_bytes + self.replicated_weight_bytes * devices
         return Sizing(
             devices=devices,
             knobs=knobs,
-            weights=self.weight_bytes / GIB,
+            weights=per_device_weights * devices / GIB,
             kv_cache=needed * devices / GIB,
             overhead=overhead,
             available=usable * devices,
@@ -121,6 +156,8 @@ class Request:
             pool_bytes=pool,
             pool_fits=pool >= needed,
             refusal=self.sizer.refusal(knobs, accounting),
+            multimodal=towers / GIB + devices * encoder_gib,
+            assistant=self.assistant_bytes / GIB,
         )
 
     def at(self, devices: int, context: int, sequences: int, chunk: int) -> Sizing:

@@ -18,6 +18,12 @@ from gemma_operator.api import Precision, Runtime
 from gemma_operator.catalog import TensorGroup, Variant, weight_storage
 
 GIB = 1 << 30
+VISION_GROUPS = frozenset({TensorGroup.VISION_ATTENTION, TensorGroup.VISION_MLP, TensorGroup.VISION_OTHER})
+AUDIO_GROUPS = frozenset({TensorGroup.AUDIO_LINEAR, TensorGroup.AUDIO_OTHER})
+TOWER_GROUPS = VISION_GROUPS | AUDIO_GROUPS
+# A drafter's quantisation is its own checkpoint's (vLLM 0.33.0 model_executor/models/utils.py
+# get_draft_quant_config reads the draft model's config), and the assistants ship in bf16.
+ASSISTANT_BITS_PER_WEIGHT = 16
 
 
 class StorageUnknown(ValueError):
@@ -57,9 +63,23 @@ class WeightBreakdown:
         """Bytes of one group; 0 where the runtime does not hold it."""
         return sum(held.bytes for held in self.groups if held.group is group)
 
+    @property
+    def tower_bytes(self) -> float:
+        """Bytes of the vision and audio towers held."""
+        return sum(held.bytes for held in self.groups if held.group in TOWER_GROUPS)
 
-def weights(variant: Variant, precision: Precision, runtime: Runtime, version: str | None = None) -> WeightBreakdown:
-    """Bytes per tensor group of `variant` at `precision` as `runtime` at `version` stores them.
+
+def weights(
+    variant: Variant,
+    precision: Precision,
+    runtime: Runtime,
+    version: str | None = None,
+    *,
+    vision: bool = True,
+    audio: bool = True,
+) -> WeightBreakdown:
+    """Bytes per tensor group of `variant` at `precision` as `runtime` at `version` stores them, with the vision
+    and audio towers only where the runtime loads them.
 
     `version` None, or one without rules of its own, takes the rules of the version the catalog pins.
     """
@@ -71,10 +91,17 @@ def weights(variant: Variant, precision: Precision, runtime: Runtime, version: s
         raise StorageUnknown(f"{runtime.value} {applied} does not load {variant.family.value} at {precision.value}")
     parameters = variant.checkpoint_parameters() | variant.derived_parameters()
     groups = []
+    skipped = (frozenset() if vision else VISION_GROUPS) | (frozenset() if audio else AUDIO_GROUPS)
     for group, stored in rule.items():
         count = parameters.get(group, 0)
-        if not count:
+        if not count or group in skipped:
             continue
         fmt = stored if isinstance(stored, str) else stored.resolve(variant.encoders.tower_sizes(group))
         groups.append(GroupWeights(group, count, fmt, storage.formats[fmt]))
     return WeightBreakdown(runtime, applied, applied == version or version is None, precision, tuple(groups))
+
+
+def assistant_bytes(variant: Variant) -> float:
+    """Bytes of the variant's MTP assistant checkpoint as the runtime holds it; 0 where it has none."""
+    assistant = variant.assistant
+    return assistant.parameters * ASSISTANT_BITS_PER_WEIGHT / 8 if assistant else 0.0

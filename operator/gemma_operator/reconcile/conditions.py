@@ -137,6 +137,10 @@ def pod_failure(pods: Sequence[PodState]) -> tuple[Reason, str] | None:
     return reason, f"{len(failing)}/{len(pods)} pods cannot start their container: {message}"
 
 
+# Below this the towers are not worth a line (rounded to 0.1 GiB they would read as nothing).
+MULTIMODAL_WORTH_NAMING_GIB = 0.05
+
+
 def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
     """Status, reason and message of the Planned condition."""
     if plan is None:
@@ -155,6 +159,11 @@ def _planned(plan: PlanResult | None) -> tuple[str, Reason, str]:
         f"{plan.concurrency.steady_decode} in steady decode"
     )
     message = f"{plan.runtime.name.value} {plan.runtime.version} on {hardware}: {memory}; {admits}"
+    if plan.memory.multimodal_gi_b >= MULTIMODAL_WORTH_NAMING_GIB:
+        message += (
+            f"; encoder towers and their profile take {plan.memory.multimodal_gi_b:.1f} GiB per replica, which "
+            "serving.modalities.textOnly would free"
+        )
     return TRUE, Reason.PLANNED, message + (f"; {plan.runtime.auto_choice}" if plan.runtime.auto_choice else "")
 
 

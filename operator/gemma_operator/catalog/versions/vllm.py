@@ -94,6 +94,18 @@ class WholeMultimodalItems(Sourced):
     gemma4_item_tokens: int = Field(gt=0)
 
 
+class Multimodal(Sourced):
+    """How a release loads encoder towers and sizes what they take."""
+
+    # Architectures whose towers are not built when every modality they serve is limited to 0.
+    skips_towers_of: tuple[str, ...]
+    # Whether the memory profile takes an image at --mm-processor-kwargs max_soft_tokens (else the checkpoint's).
+    profiles_configured_tokens_per_image: bool
+    # A Gemma 4 video: this many frames of this many soft tokens each, through the vision tower.
+    video_frames: int = Field(gt=0)
+    video_tokens_per_frame: int = Field(gt=0)
+
+
 class Support(Sourced):
     architectures: tuple[str, ...]
     bitsandbytes: bool
@@ -128,6 +140,7 @@ class VllmRules(Fact):
     fit_check: FitCheck
     batch_defaults: BatchDefaults
     whole_multimodal_items: WholeMultimodalItems
+    multimodal: Multimodal
     support: Support
     lora: LoraRules
 
