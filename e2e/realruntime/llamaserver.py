@@ -83,8 +83,7 @@ class Server:
 
 def start(root: Path, args: Sequence[str], host: str, port: int, log: Path) -> Server:
     """Start llama-server with args (their --host and --port replaced) and wait until /health answers 200."""
-    # -lv 4 changes only the log: at the default verbosity llama-server does not print its KV cache lines.
-    argv = command(root, [*replace_flag(replace_flag(args, "--host", host), "--port", str(port)), "-lv", "4"])
+    argv = command(root, listening_args(args, host, port))
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, env=environment(root), stdout=sink, stderr=subprocess.STDOUT)
     server = Server(process, log, f"http://{host}:{port}")
@@ -100,6 +99,12 @@ def start(root: Path, args: Sequence[str], host: str, port: int, log: Path) -> S
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"llama-server not healthy within 30 s:\n{server.log_text()}")
+
+
+def listening_args(args: Sequence[str], host: str, port: int) -> list[str]:
+    """args with their --host and --port replaced, and -lv 4, which changes only the log: at the default
+    verbosity llama-server prints neither its KV cache lines nor its system_info line (threads)."""
+    return [*replace_flag(replace_flag(args, "--host", host), "--port", str(port)), "-lv", "4"]
 
 
 def replace_flag(args: Sequence[str], flag: str, value: str) -> list[str]:
