@@ -11,6 +11,10 @@ from typing import Any, Self
 
 import requests
 
+from gemma_operator.api import Runtime, parse_deployment
+from gemma_operator.catalog import default_accelerator_classes
+from gemma_operator.planning import Plan, plan
+from gemma_operator.rendering.render import render
 from harness.simulator import ServingSim
 from harness.waiting import wait_for
 from realruntime import llamaserver
@@ -43,6 +47,24 @@ class RealPod:
 
     def kv_cache_lines(self) -> list[str]:
         return KV_CACHE.findall(self.log)
+
+
+def rendered_args(variant: str) -> list[str]:
+    """The serving container's args the operator renders for a gemma-4 variant on CPU."""
+    gd = parse_deployment(
+        {
+            "apiVersion": "serving.gemma.dev/v1alpha1",
+            "kind": "GemmaDeployment",
+            "metadata": {"name": variant, "namespace": "ml"},
+            "spec": {"model": {"variant": variant}},
+        }
+    )
+    fitted = plan(gd, default_accelerator_classes())
+    assert isinstance(fitted, Plan), fitted
+    assert fitted.runtime.name is Runtime.LLAMACPP
+    [deployment] = [m for m in render(gd, fitted) if m["kind"] == "Deployment"]
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
 
 
 def real_pod(servingsim: ServingSim, namespace: str, name: str, timeout: float = 60.0) -> RealPod:

@@ -16,37 +16,17 @@ from typing import Any
 import pytest
 import requests
 
-from gemma_operator.api import Runtime, parse_deployment
+from gemma_operator.api import Runtime
 from gemma_operator.autoscaling.signals import Load
-from gemma_operator.catalog import default_accelerator_classes
-from gemma_operator.planning import Plan, plan
 from gemma_operator.probes.scrape import scrape_load
 from gemma_operator.probes.smoke import smoke_check
-from gemma_operator.rendering.render import render
+from llamapods import rendered_args
 from operator_process import free_port
 from realruntime import llamaserver
 from realruntime.tinygguf import write_gemma3
 from servingsim.modelconfig import llamacpp_config
 
 pytestmark = pytest.mark.e2e
-
-
-def rendered_args(variant: str) -> list[str]:
-    """The serving container's args the operator renders for a gemma-4 variant on CPU."""
-    gd = parse_deployment(
-        {
-            "apiVersion": "serving.gemma.dev/v1alpha1",
-            "kind": "GemmaDeployment",
-            "metadata": {"name": variant, "namespace": "ml"},
-            "spec": {"model": {"variant": variant}},
-        }
-    )
-    fitted = plan(gd, default_accelerator_classes())
-    assert isinstance(fitted, Plan), fitted
-    assert fitted.runtime.name is Runtime.LLAMACPP
-    [deployment] = [m for m in render(gd, fitted) if m["kind"] == "Deployment"]
-    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    return args
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ class MetricTable(Fact):
     runtime: Runtime
     version: str
     source: TableSource
-    # Each metric by the family name its page announces in `# TYPE` (a prometheus_client counter's family has no
-    # _total; its samples do), and its kind.
+    # Each metric by the name the runtime registers it under, and its kind. That is the name its page announces,
+    # except for vLLM's counters: prometheus_client writes them as <name>_total, with a <name>_created gauge.
     metrics: dict[str, MetricKind]
 
 
