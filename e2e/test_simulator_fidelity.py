@@ -9,6 +9,7 @@ with its type. Values are the runtimes' own. pytest -s prints the real pages.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gemma_operator.api import Family
+from gemma_operator.api import Family, Runtime
+from gemma_operator.probes.scrape import scrape_load
+from gemma_operator.probes.smoke import smoke_check
 from llamapods import rendered_args
 from operator_process import free_port
 from realruntime import llamaserver
@@ -92,7 +95,7 @@ def real(llama_root: Path, args: list[str], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def simulated(args: list[str]) -> Iterator[tuple[dict[str, requests.Response], requests.Response]]:
+def simulated(args: list[str]) -> Iterator[tuple[dict[str, requests.Response], requests.Response, str]]:
     with InProcessSim() as sim:
         ip = "127.0.77.1"
         port = free_port_on(ip)
@@ -116,7 +119,7 @@ def simulated(args: list[str]) -> Iterator[tuple[dict[str, requests.Response], r
         replies = answers(base)
         put = requests.put(f"{sim.control_url}/pods/fidelity/e2b", json={"loading": True}, timeout=5)
         assert put.status_code == 200, put.text
-        yield replies, requests.get(f"{base}/health", timeout=5)
+        yield replies, requests.get(f"{base}/health", timeout=5), base
 
 
 def test_the_real_llama_server_was_seen_loading(real: Any, llama_root: Path) -> None:
@@ -129,7 +132,7 @@ def test_the_real_llama_server_was_seen_loading(real: Any, llama_root: Path) -> 
 @pytest.mark.parametrize("reply", ["health", "chat", "models", "unknown route", "not JSON"])
 def test_a_simulated_reply_has_the_real_ones_shape(real: Any, simulated: Any, reply: str) -> None:
     _, real_answers = real
-    simulated_answers, _ = simulated
+    simulated_answers, _, _ = simulated
     genuine, imitation = real_answers[reply], simulated_answers[reply]
     print(f"\n{reply}: {genuine.status_code} {content_type(genuine)} {genuine.text[:600]}")
     assert (imitation.status_code, content_type(imitation)) == (genuine.status_code, content_type(genuine))
@@ -140,7 +143,7 @@ def test_a_simulated_reply_has_the_real_ones_shape(real: Any, simulated: Any, re
 
 def test_the_simulated_loading_answer_is_the_real_ones(real: Any, simulated: Any) -> None:
     server, _ = real
-    _, imitation = simulated
+    _, imitation, _ = simulated
     genuine = server.loading[0]
     print(f"\nloading: {genuine.status_code} {content_type(genuine)} {genuine.text}")
     assert (imitation.status_code, content_type(imitation)) == (genuine.status_code, content_type(genuine))
@@ -149,8 +152,20 @@ def test_the_simulated_loading_answer_is_the_real_ones(real: Any, simulated: Any
 
 def test_the_simulated_metrics_page_has_the_real_ones_families(real: Any, simulated: Any) -> None:
     _, real_answers = real
-    simulated_answers, _ = simulated
+    simulated_answers, _, _ = simulated
     genuine, imitation = real_answers["metrics"], simulated_answers["metrics"]
     print(f"\nmetrics: {content_type(genuine)}\n{genuine.text}")
     assert content_type(imitation) == content_type(genuine)
     assert families(imitation.text) == families(genuine.text)
+
+
+def test_the_operator_waits_out_a_loading_server(simulated: Any) -> None:
+    """While loading (the simulator's answer is the real one, above), the smoke check sees a 503 it retries and
+    the autoscaler's scrape an unknown load, never a zero."""
+    *_, base = simulated
+    smoke = asyncio.run(smoke_check(base, attempts=1))
+    assert not smoke.ok
+    assert "HTTP 503: Loading model" in smoke.message
+    scrape = asyncio.run(scrape_load(base, Runtime.LLAMACPP))
+    assert scrape.load is None
+    assert "HTTP 503" in scrape.reason

@@ -5,8 +5,9 @@ real llama-server on its pod IP and port, started with the pod's own args and li
 change: ``-hf repo:quant`` (a download) becomes ``-m`` a tiny random-weight GGUF of the same family, written once
 per run into the state dir by realruntime.tinygguf, and ``--host`` is the pod IP (the pod says 0.0.0.0); ``-lv 4``
 is added, which changes only the log (its KV cache and system_info lines). Each server's log is kept in the state
-dir. The server is stopped when its pod goes away, and it dies with the simulator (PR_SET_PDEATHSIG); `down`
-stops the simulator's process group, which holds every server it started.
+dir. A server that exits by itself is started again after a backoff, as the kubelet would. The server is stopped
+when its pod goes away, and it dies with the simulator (PR_SET_PDEATHSIG); `down` stops the simulator's process
+group, which holds every server it started.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger("servingsim.llama")
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_SECONDS = 10.0
+RESTART_BACKOFF_MAX_SECONDS = 10.0
 
 
 def tiny_shape(family: Family) -> Shape:
@@ -102,9 +104,10 @@ class RealPodServer:
         self.errors: list[str] = []
         self.health = "starting"
         self.hostility = None
+        self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
-        self._follower: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+        self._spawning = asyncio.Lock()
 
     @property
     def listening(self) -> tuple[int, ...]:
@@ -117,6 +120,10 @@ class RealPodServer:
         return None
 
     async def start(self) -> None:
+        await self._spawn()
+        self._runner = asyncio.create_task(self._run(), name=f"llama-server {self.label}")
+
+    async def _spawn(self) -> None:
         with self.log_path.open("wb") as sink:
             self._process = await asyncio.create_subprocess_exec(
                 *llamaserver.command(self.llama.root, self.args),
@@ -126,13 +133,31 @@ class RealPodServer:
                 stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
+        self.health = "starting"
         log.info(
             "%s: llama-server pid %d on %s:%d, log %s", self.label, self._process.pid, self.ip, self.port, self.log_path
         )
-        self._follower = asyncio.create_task(self._follow(self._process), name=f"llama-server {self.label}")
+
+    async def _run(self) -> None:
+        """Follow the server; when it exits by itself (a port still held, say), start it again after a backoff, as
+        the kubelet restarts a container that exits."""
+        while True:
+            process = self._process
+            assert process is not None
+            await self._follow(process)
+            code = await process.wait()
+            self.health = "exited"
+            self.restarts += 1
+            delay = min(RESTART_BACKOFF_MAX_SECONDS, 2.0 ** (self.restarts - 1))
+            message = f"llama-server exited with {code}, restart {self.restarts} in {delay:g}s; log: {self.log_path}"
+            self.errors = [*self.errors[-4:], message]
+            log.error("%s: %s", self.label, message)
+            await asyncio.sleep(delay)
+            async with self._spawning:
+                await self._spawn()
 
     async def _follow(self, process: asyncio.subprocess.Process) -> None:
-        """Poll /health until it answers 200 (noting the 503 while loading), then wait for the process."""
+        """Poll /health until it answers 200 (noting the 503 while loading) or the process exits."""
         url = f"http://{self.ip}:{self.port}/health"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while process.returncode is None and self.health != "ok":
@@ -141,15 +166,14 @@ class RealPodServer:
                         self.health = "ok" if answer.status == 200 else "loading"
                 if self.health != "ok":
                     await asyncio.sleep(0.05)
-        code = await process.wait()
-        if not self._stopping:
-            self.health = "exited"
-            message = f"llama-server exited with {code}; log: {self.log_path}"
-            self.errors.append(message)
-            log.error("%s: %s", self.label, message)
 
     async def stop(self) -> None:
-        self._stopping = True
+        async with self._spawning:  # never between starting a process and holding it
+            if self._runner is not None:
+                self._runner.cancel()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
         process = self._process
         if process is not None and process.returncode is None:
             process.terminate()
@@ -158,10 +182,6 @@ class RealPodServer:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
 
     def describe(self) -> dict[str, Any]:
         process = self._process
@@ -169,6 +189,7 @@ class RealPodServer:
             "build": self.llama.build,
             "pid": process.pid if process is not None else None,
             "health": self.health,
+            "restarts": self.restarts,
             "args": self.args,
             "log": str(self.log_path),
         }
