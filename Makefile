@@ -19,7 +19,8 @@ help:
 	@echo "make generate regenerate every generated file (python -m gemma_docgen): crds/ and its chart and manifests/ copies,"
 	@echo "              docs/capacity.md, docs/api.md, docs/benchmarks/autoscaling*, manifests/operator.yaml"
 	@echo "make refresh-runtime-facts  re-read every option of each runtime's parser from its source at the pinned"
-	@echo "              versions -> operator/gemma_operator/catalog/versions/flags/ (GEMMA_TGI_SOURCE=<git clone> needed)"
+	@echo "              versions -> operator/gemma_operator/catalog/versions/flags/, and every metric it registers ->"
+	@echo "              .../versions/metrics/ (GEMMA_TGI_SOURCE=<git clone> needed)"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -86,6 +86,33 @@ def namespace(plane: Plane, request: pytest.FixtureRequest) -> Iterator[str]:
         delete_namespace(plane.api, name)
 
 
+@pytest.fixture
+def simulated_llamacpp(namespace: str, servingsim: ServingSim) -> Iterator[str]:
+    """The test's namespace, its llama.cpp pods served by the simulator: for tests that set a pod's load or make it
+    misbehave through the simulator's control API (a real llama-server's load is the requests it gets)."""
+    servingsim.serve_llamacpp(namespace, "simulated")
+    try:
+        yield namespace
+    finally:
+        servingsim.serve_llamacpp(namespace, "real")
+
+
+@pytest.fixture(scope="session")
+def real_llamacpp(plane: Plane, servingsim: ServingSim) -> str:
+    """The build of the real llama-server that serves the plane's llama.cpp pods; fails when there is none."""
+    build = servingsim.llama_server()
+    if build is None:
+        fetch_log = plane.state_dir / "llama-server-fetch.log"
+        words = fetch_log.read_text() if fetch_log.exists() else "(no fetch log: GEMMA_E2E_LLAMA_SERVER=simulated?)"
+        pytest.fail(
+            "the plane's llama.cpp pods are simulated, not run by the real llama-server. e2e/cluster/up fetches it"
+            f" with e2e/realruntime/fetch-llama-server, which said:\n{words}\nFix that, then run e2e/cluster/down"
+            " and rerun (or unset GEMMA_E2E_LLAMA_SERVER)."
+        )
+    print(f"\nllama.cpp pods run the real llama-server: {build}")
+    return build
+
+
 @pytest.fixture(scope="session")
 def operator(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """The operator, running as its own process against the plane, with the CRD installed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -10,10 +11,14 @@ import pytest
 import requests
 
 from gemma import Gemma, manifest
+from gemma_operator.api import Runtime
+from gemma_operator.autoscaling.signals import Load
+from gemma_operator.probes.scrape import scrape_load
 from harness.plane import Plane
-from harness.simulator import ServingSim
+from harness.simulator import ServingSim, base_url
 from harness.tools import kubectl
 from harness.waiting import wait_for
+from llamapods import Requests, flag, real_pod
 from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +58,7 @@ def set_load(gemma: Gemma, servingsim: ServingSim, name: str, **load: Any) -> No
 
 
 def test_scales_up_under_load_and_down_after_it(
-    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, simulated_llamacpp: str
 ) -> None:
     gemma.create(
         manifest("elastic", model={"variant": "e2b"}, autoscaling={**FAST, "minReplicas": 1, "maxReplicas": 4})
@@ -86,6 +91,53 @@ def test_scales_up_under_load_and_down_after_it(
     wait_for(lambda: gemma.deployment("elastic").spec.replicas == 1, timeout=30, message="the Deployment at 1")
 
 
+def test_real_llama_server_scales_up_under_requests_and_down_after_them(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, real_llamacpp: str
+) -> None:
+    """Real requests to a real llama-server: the autoscaler reads its own requests_processing and
+    requests_deferred, scales up while the requests last and back down after them."""
+    gemma.create(manifest("busy", model={"variant": "e2b"}, autoscaling={**FAST, "minReplicas": 1, "maxReplicas": 3}))
+    gemma.wait("busy", "Ready")
+    [first] = ready_pods(gemma, "busy")
+    real = real_pod(servingsim, gemma.namespace, first.metadata.name)
+    parallel = int(flag(real.args, "-np"))
+    url = base_url(real.served)
+    seen: list[Load] = []
+    # Twice the slots: -np requests processing, as many deferred; short answers keep each request brief.
+    with Requests(url, clients=2 * parallel, max_tokens=48) as sent:
+
+        def scaled_up() -> bool:
+            scrape = asyncio.run(scrape_load(url, Runtime.LLAMACPP))
+            assert scrape.load is not None, scrape.reason
+            seen.append(scrape.load)
+            return int(status(gemma, "busy").get("desiredReplicas", 0)) > 1
+
+        wait_for(scaled_up, timeout=90, message="the autoscaler scaling up under real requests")
+    assert set(sent.statuses) == {200}, sent.statuses
+    assert max(load.running for load in seen) == parallel, seen  # every slot busy
+    assert max(load.waiting for load in seen) >= 1, seen  # and requests deferred behind them
+    decision = status(gemma, "busy")["decisions"][-1]
+    assert "in-flight" in decision["reason"], decision
+    wait_for(lambda: len(ready_pods(gemma, "busy")) > 1, timeout=60, message="a second ready llama-server pod")
+    added = [pod for pod in ready_pods(gemma, "busy") if pod.metadata.name != first.metadata.name]
+    for pod in added:
+        real_pod(servingsim, gemma.namespace, pod.metadata.name)  # each one a real llama-server too
+
+    wait_for(
+        lambda: status(gemma, "busy").get("desiredReplicas") == 1,
+        timeout=90,
+        message="the autoscaler scaling down once the requests stopped",
+    )
+    assert gemma.condition("busy", "ScalingActive")["status"] == "True"
+    wait_for(lambda: len(gemma.pods("busy")) == 1, timeout=60, message="one pod left")
+    gone = {pod.metadata.name for pod in [first, *added]} - {pod.metadata.name for pod in gemma.pods("busy")}
+    wait_for(  # and the llama-servers of the pods scaled away stopped with them
+        lambda: all(servingsim.pod(gemma.namespace, name) is None for name in gone),
+        timeout=30,
+        message=f"the llama-servers of {sorted(gone)} stopped",
+    )
+
+
 def test_tgi_scales_down_from_pods_that_never_served(
     gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
 ) -> None:
@@ -111,7 +163,9 @@ def test_tgi_scales_down_from_pods_that_never_served(
         wait_for(lambda: not gemma.pods("quiet"), timeout=60, message="quiet's pods gone")
 
 
-def test_a_failed_scrape_holds_replicas(gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess) -> None:
+def test_a_failed_scrape_holds_replicas(
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, simulated_llamacpp: str
+) -> None:
     gemma.create(manifest("steady", model={"variant": "e2b"}, autoscaling={**FAST, "minReplicas": 1, "maxReplicas": 3}))
     gemma.wait("steady", "Ready")
     set_load(gemma, servingsim, "steady", waiting=6, running=2)

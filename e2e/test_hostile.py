@@ -487,12 +487,13 @@ HOSTILE: dict[str, tuple[str | None, str | None]] = {
 @pytest.mark.parametrize("behaviour", list(HOSTILE))
 def test_a_hostile_pod_is_reported_in_bounded_words(
     plane: Plane,
-    namespace: str,
+    simulated_llamacpp: str,
     operator: OperatorProcess,
     servingsim: ServingSim,
     elsewhere: tuple[str, list[str]],
     behaviour: str,
 ) -> None:
+    namespace = simulated_llamacpp  # the simulator misbehaves on the pod's behalf
     verified_words, scaling_words = HOSTILE[behaviour]
     gemma = Gemma(plane.api, namespace)
     gemma.create(manifest("chat", model={"variant": "e2b"}, autoscaling=AUTOSCALING))

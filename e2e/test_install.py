@@ -197,6 +197,7 @@ def test_the_operator_runs_on_the_chart_rbac_and_kstatus_reads_its_status(
     assert "--accelerator-classes=/etc/gemma-operator/accelerators.yaml" in operator_args(plane, installed)
     process = operator_as(plane, installed, tmp_path)
     namespace = create_namespace(plane.api, "t-chart-identity")
+    servingsim.serve_llamacpp(namespace, "simulated")  # a rollout held back by a pod that is loading
     gemma = Gemma(plane.api, namespace)
     process.start()
     try:
@@ -256,6 +257,7 @@ def test_the_operator_runs_on_the_chart_rbac_and_kstatus_reads_its_status(
     finally:
         process.stop()
         delete_namespace(plane.api, namespace)
+        servingsim.serve_llamacpp(namespace, "real")
 
 
 def assert_health(plane: Plane, namespace: str, name: str, live: dict[str, Any], expected: str) -> None:

@@ -17,9 +17,11 @@ from gemma import Gemma, manifest
 from harness.config import ROOT
 from harness.judge import Judge
 from harness.plane import Plane
+from harness.simulator import ServingSim
 from harness.tools import kubectl
 from harness.waiting import wait_for
 from kubelet import report_config_error, report_running
+from llamapods import assert_serves_the_pod_as_rendered, real_pod
 from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -77,7 +79,13 @@ def operator_writes(writes: Counter[tuple[str, str, str]]) -> Counter[tuple[str,
     ],
 )
 def test_examples_go_ready_on_the_right_nodes(
-    plane: Plane, gemma: Gemma, operator: OperatorProcess, file: str, node_class: str
+    plane: Plane,
+    gemma: Gemma,
+    operator: OperatorProcess,
+    servingsim: ServingSim,
+    request: pytest.FixtureRequest,
+    file: str,
+    node_class: str,
 ) -> None:
     body = example(file)
     name = body["metadata"]["name"]
@@ -113,6 +121,13 @@ def test_examples_go_ready_on_the_right_nodes(
             assert "nvidia.com/gpu.product" not in labels
             assert "node-role.kubernetes.io/edge" not in labels
     assert f"{pods[0].spec.node_name}" in gemma.condition(name, "Scheduled")["message"]
+    if plan["runtime"]["name"] == "llamacpp":  # the CPU and edge examples: served by the real llama-server
+        request.getfixturevalue("real_llamacpp")
+        assert gemma.condition(name, "Verified")["reason"] == "Answered"
+        for pod in pods:
+            real = real_pod(servingsim, gemma.namespace, pod.metadata.name)
+            assert_serves_the_pod_as_rendered(pod, real)
+            print(f"\n{name}: {real.served['real']['build']}; {' | '.join(real.kv_cache_lines())}")
 
 
 ADMISSION_REJECTED: list[tuple[str, dict[str, Any], str]] = [

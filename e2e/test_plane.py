@@ -411,8 +411,9 @@ def test_tgi_pod_generate_parses_with_the_text_generation_client(
 
 
 def test_runtime_label_picks_llamacpp_for_an_edge_pod(
-    api: client.ApiClient, namespace: str, servingsim: ServingSim
+    api: client.ApiClient, simulated_llamacpp: str, servingsim: ServingSim
 ) -> None:
+    namespace = simulated_llamacpp  # its load is set below
     create_pod(
         api,
         namespace,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,37 +17,21 @@ from typing import Any
 import pytest
 import requests
 
-from gemma_operator.api import Runtime, parse_deployment
+from gemma_operator.api import Runtime
 from gemma_operator.autoscaling.signals import Load
-from gemma_operator.catalog import default_accelerator_classes
-from gemma_operator.planning import Plan, plan
 from gemma_operator.probes.scrape import scrape_load
 from gemma_operator.probes.smoke import smoke_check
-from gemma_operator.rendering.render import render
+from harness.waiting import wait_for
+from llamapods import rendered_args
 from operator_process import free_port
 from realruntime import llamaserver
 from realruntime.tinygguf import write_gemma3
+from servingsim.inprocess import InProcessSim
+from servingsim.inprocess import free_port as free_port_on
 from servingsim.modelconfig import llamacpp_config
+from servingsim.realllama import LlamaServer
 
 pytestmark = pytest.mark.e2e
-
-
-def rendered_args(variant: str) -> list[str]:
-    """The serving container's args the operator renders for a gemma-4 variant on CPU."""
-    gd = parse_deployment(
-        {
-            "apiVersion": "serving.gemma.dev/v1alpha1",
-            "kind": "GemmaDeployment",
-            "metadata": {"name": variant, "namespace": "ml"},
-            "spec": {"model": {"variant": variant}},
-        }
-    )
-    fitted = plan(gd, default_accelerator_classes())
-    assert isinstance(fitted, Plan), fitted
-    assert fitted.runtime.name is Runtime.LLAMACPP
-    [deployment] = [m for m in render(gd, fitted) if m["kind"] == "Deployment"]
-    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    return args
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +91,43 @@ def test_real_llama_server_reports_concurrent_requests_in_its_metrics(server: An
         assert [reply.result() for reply in replies] == [200] * (parallel + 2)
     assert max(load.running for load in seen) >= 1, seen
     assert max(load.in_flight for load in seen) <= parallel + 2
+
+
+def test_a_pod_server_that_cannot_bind_is_restarted_and_stops_with_its_pod(llama_root: Path, tmp_path: Path) -> None:
+    """The simulator's real llama-server for a pod (servingsim/realllama.py): while another socket holds the pod's
+    port it exits and is started again, as the kubelet would; once the port is free it serves; deleting the pod
+    stops it."""
+    ip = "127.0.78.1"
+    port = free_port_on(ip)
+    holder = socket.create_server((ip, port))
+    pod = {
+        "metadata": {"namespace": "real", "name": "e2b", "uid": "uid-e2b", "labels": {}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "ghcr.io/ggml-org/llama.cpp:server",
+                    "args": llamaserver.replace_flag(rendered_args("e2b"), "--port", str(port)),
+                    "ports": [{"containerPort": port}],
+                }
+            ]
+        },
+        "status": {"phase": "Running", "podIP": ip},
+    }
+    with InProcessSim(llama=LlamaServer.prepare(llama_root, tmp_path)) as sim:
+        sim.apply_pod(pod)
+
+        def served() -> dict[str, Any]:
+            answer = requests.get(f"{sim.control_url}/pods/real/e2b", timeout=5)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        restarted = wait_for(lambda: (s := served())["real"]["restarts"] >= 1 and s, timeout=30, message="a restart")
+        assert "exited with 1" in restarted["errors"][-1]
+        holder.close()
+        ready = wait_for(lambda: (s := served())["real"]["health"] == "ok" and s, timeout=30, message="serving")
+        assert requests.get(f"http://{ip}:{port}/health", timeout=5).json() == {"status": "ok"}
+        assert requests.put(f"{sim.control_url}/pods/real/e2b", json={"waiting": 1}, timeout=5).status_code == 409
+        sim.delete_pod("real", "e2b")
+        pid = ready["real"]["pid"]
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=15, message=f"llama-server {pid} gone")

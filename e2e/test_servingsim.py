@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from expected import fitting_plan
 from gemma_operator.api import Runtime, parse_deployment
+from gemma_operator.catalog import runtimes
+from gemma_operator.catalog.versions.metric_names import metric_table
+from gemma_operator.catalog.versions.options import image_version
 from gemma_operator.rendering import RUNTIME_LABEL, render
 from servingsim.inprocess import InProcessSim, free_port
 from servingsim.loopback import NotLoopbackError, parse_host_port, require_loopback
@@ -721,3 +725,45 @@ def test_hostile_control_validates_input(sim: InProcessSim, body: dict[str, Any]
     refused = requests.put(f"{sim.control_url}/pods/sim/strict/hostile", json=body, timeout=5)
     assert refused.status_code == 400
     assert refused.json()["field"] == field
+
+
+# --- fidelity to the runtimes' own sources (the real llama-server's pages: e2e/test_simulator_fidelity.py) ---
+
+
+def pinned_version(runtime: Runtime) -> str:
+    [version] = {image_version(runtime, image.image) for image in runtimes()[runtime].images.values()}
+    assert version is not None
+    return version
+
+
+@pytest.mark.parametrize(
+    ("runtime", "image", "args"),
+    [
+        (Runtime.TGI, TGI_IMAGE, ["--model-id", "google/gemma-3-4b-it"]),
+        (Runtime.VLLM, VLLM_IMAGE, ["google/gemma-3-4b-it"]),
+        (Runtime.LLAMACPP, LLAMACPP_IMAGE, ["-hf", "ggml-org/gemma-3-1b-it-GGUF"]),
+    ],
+)
+def test_every_simulated_metric_is_one_its_runtime_registers_at_the_pinned_release(
+    sim: InProcessSim, runtime: Runtime, image: str, args: list[str]
+) -> None:
+    base = served(sim, f"names-{runtime.value}", image, args=args)
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    assert requests.post(f"{base}/v1/chat/completions", json=chat, timeout=5).status_code == 200
+    page = requests.get(f"{base}/metrics", timeout=5).text
+    announced = dict(re.findall(r"^# TYPE (\S+) (\S+)$", page, re.MULTILINE))
+    if runtime is Runtime.VLLM:  # prometheus_client writes a counter as <name>_total, with a <name>_created gauge
+        announced = {
+            name.removesuffix("_total") if kind == "counter" else name: kind
+            for name, kind in announced.items()
+            if not name.endswith("_created")
+        }
+    table = metric_table(runtime, pinned_version(runtime))
+    assert table is not None
+    assert announced
+    assert {name: table.metrics.get(name) for name in announced} == announced
+
+
+def test_vllm_reports_the_pinned_release_as_its_version(sim: InProcessSim) -> None:
+    base = served(sim, "vllm-version", VLLM_IMAGE, args=["google/gemma-3-4b-it"])
+    assert requests.get(f"{base}/version", timeout=5).json() == {"version": pinned_version(Runtime.VLLM)}

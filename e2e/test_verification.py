@@ -5,14 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from gemma import Gemma, manifest
 from harness.plane import Plane
-from harness.simulator import ServingSim
+from harness.simulator import ServingSim, base_url
 from harness.waiting import wait_for
 from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
+
+
+def generated_tokens(url: str) -> float:
+    """llamacpp:tokens_predicted_total on a llama-server's own /metrics."""
+    page = requests.get(f"{url}/metrics", timeout=5)
+    page.raise_for_status()
+    for family in text_string_to_metric_families(page.text):
+        for sample in family.samples:
+            if sample.name == "llamacpp:tokens_predicted_total":
+                return sample.value
+    raise AssertionError(f"no llamacpp:tokens_predicted_total on {url}/metrics:\n{page.text}")
 
 
 @pytest.fixture
@@ -32,7 +45,12 @@ def gemma(plane: Plane, namespace: str) -> Gemma:
     ],
 )
 def test_each_runtime_is_verified(
-    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, runtime: str, spec: dict[str, Any]
+    gemma: Gemma,
+    servingsim: ServingSim,
+    operator: OperatorProcess,
+    request: pytest.FixtureRequest,
+    runtime: str,
+    spec: dict[str, Any],
 ) -> None:
     gemma.create(manifest("smoke", **spec))
     ready = gemma.wait("smoke", "Ready", timeout=120)
@@ -44,8 +62,13 @@ def test_each_runtime_is_verified(
     served = servingsim.pod(gemma.namespace, pod.metadata.name)
     assert served is not None
     assert served["runtime"] == runtime
-    # The chat completion really went over HTTP to the pod.
-    assert served["requests"]["byRoute"].get("POST /v1/chat/completions", 0) >= 1
+    # The chat completion really went over HTTP to the pod: the simulator counted it, or the real llama-server did.
+    if runtime == "llamacpp":
+        request.getfixturevalue("real_llamacpp")
+        assert served["real"] is not None, served
+        assert generated_tokens(base_url(served)) >= 1
+    else:
+        assert served["requests"]["byRoute"].get("POST /v1/chat/completions", 0) >= 1
 
 
 def test_an_in_house_image_is_verified_as_the_runtime_the_operator_labels_it(
@@ -64,7 +87,7 @@ def test_an_in_house_image_is_verified_as_the_runtime_the_operator_labels_it(
 
 
 def test_a_runtime_that_does_not_answer_is_not_verified(
-    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess
+    gemma: Gemma, servingsim: ServingSim, operator: OperatorProcess, simulated_llamacpp: str
 ) -> None:
     gemma.create(manifest("mute", model={"variant": "e2b"}))
     gemma.wait("mute", "Verified")

@@ -33,6 +33,8 @@ class PlaneConfig:
     build: Build = Build()
     api_port: int | None = None  # preferred apiserver port; `up` picks another when it is taken
     down_at_end: bool = False  # left running by default: the next session reuses it in ~0.3 s
+    # llama.cpp pods run the real llama-server (e2e/servingsim/realllama.py); False: the simulator serves them.
+    real_llama_server: bool = True
     # The environment the plane's scripts and tools inherit (PATH, Go caches ...).
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
@@ -47,12 +49,19 @@ class PlaneConfig:
             build=Build(bin_dir=Path(env.get("GEMMA_E2E_BIN") or DEFAULT_BIN)),
             api_port=int(port) if port else None,
             down_at_end=env.get("GEMMA_E2E_DOWN") == "1",
+            real_llama_server=env.get("GEMMA_E2E_LLAMA_SERVER", "real") == "real",
             environ=MappingProxyType(env),
         )
 
-    def elsewhere(self, state_dir: Path, inventory: Path) -> PlaneConfig:
+    def elsewhere(self, state_dir: Path, inventory: Path, *, real_llama_server: bool = True) -> PlaneConfig:
         """The same settings for another plane: its own state dir (so its own ports and pod IPs) and nodes."""
-        return replace(self, state_dir=state_dir, inventory=inventory, api_port=None)
+        return replace(
+            self,
+            state_dir=state_dir,
+            inventory=inventory,
+            api_port=None,
+            real_llama_server=self.real_llama_server and real_llama_server,
+        )
 
     def script_environment(self) -> dict[str, str]:
         """What e2e/cluster/up and down read: the inherited environment with this config's variables."""
@@ -61,6 +70,7 @@ class PlaneConfig:
             "GEMMA_E2E_STATE": str(self.state_dir),
             "GEMMA_E2E_INVENTORY": str(self.inventory),
             "GEMMA_E2E_BIN": str(self.build.bin_dir),
+            "GEMMA_E2E_LLAMA_SERVER": "real" if self.real_llama_server else "simulated",
         }
         env.pop("GEMMA_E2E_API_PORT", None)
         if self.api_port is not None:

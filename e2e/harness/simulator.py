@@ -38,6 +38,19 @@ class ServingSim:
             raise AssertionError(f"servingsim refused {body} for {namespace}/{name}: {status} {doc}")
         return dict(doc)
 
+    def llama_server(self) -> str | None:
+        """The real llama-server's build (its --version line) that serves llama.cpp pods, or None."""
+        status, doc = http_json("GET", f"{self.url}/healthz")
+        assert status == 200, doc
+        build = doc.get("llamaServer")
+        return str(build) if build else None
+
+    def serve_llamacpp(self, namespace: str, mode: str) -> None:
+        """ "simulated": llama.cpp pods that start in the namespace from now on are simulated, so that their load can
+        be set; "real" (the default): each runs the real llama-server."""
+        status, doc = http_json("PUT", f"{self.url}/namespaces/{namespace}", {"llamaServer": mode})
+        assert status == 200, doc
+
     def wait_for_pod(self, namespace: str, name: str, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the simulator serves the pod on all its ports."""
 

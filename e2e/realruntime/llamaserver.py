@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -68,6 +68,8 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     base_url: str
+    # What /health answered before its 200: llama-server listens before it loads, and answers 503 meanwhile.
+    loading: list[requests.Response] = field(default_factory=list)
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -83,8 +85,7 @@ class Server:
 
 def start(root: Path, args: Sequence[str], host: str, port: int, log: Path) -> Server:
     """Start llama-server with args (their --host and --port replaced) and wait until /health answers 200."""
-    # -lv 4 changes only the log: at the default verbosity llama-server does not print its KV cache lines.
-    argv = command(root, [*replace_flag(replace_flag(args, "--host", host), "--port", str(port)), "-lv", "4"])
+    argv = command(root, listening_args(args, host, port))
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, env=environment(root), stdout=sink, stderr=subprocess.STDOUT)
     server = Server(process, log, f"http://{host}:{port}")
@@ -93,13 +94,21 @@ def start(root: Path, args: Sequence[str], host: str, port: int, log: Path) -> S
         if process.poll() is not None:
             raise RuntimeError(f"llama-server exited {process.returncode}:\n{server.log_text()}")
         try:
-            if requests.get(server.base_url + "/health", timeout=2).status_code == 200:
-                return server
+            answer = requests.get(server.base_url + "/health", timeout=2)
         except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
+            time.sleep(0.002)  # the loading window of a tiny model is some 20 ms: poll often enough to see it
+            continue
+        if answer.status_code == 200:
+            return server
+        server.loading.append(answer)
     server.stop()
     raise RuntimeError(f"llama-server not healthy within 30 s:\n{server.log_text()}")
+
+
+def listening_args(args: Sequence[str], host: str, port: int) -> list[str]:
+    """args with their --host and --port replaced, and -lv 4, which changes only the log: at the default
+    verbosity llama-server prints neither its KV cache lines nor its system_info line (threads)."""
+    return [*replace_flag(replace_flag(args, "--host", host), "--port", str(port)), "-lv", "4"]
 
 
 def replace_flag(args: Sequence[str], flag: str, value: str) -> list[str]:

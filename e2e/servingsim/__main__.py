@@ -30,6 +30,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="directory to write servingsim.url into (the control API's URL)",
     )
+    parser.add_argument(
+        "--llama-server",
+        type=Path,
+        default=None,
+        help="root that e2e/realruntime/fetch-llama-server unpacked: llama.cpp pods then run the real llama-server",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default %(default)s)")
     return parser.parse_args(argv)
 
@@ -47,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"servingsim: --control: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(args.kubeconfig, host, port, args.state_dir))
+        asyncio.run(run(args.kubeconfig, host, port, args.state_dir, args.llama_server))
     except NotLoopbackError as exc:
         print(f"servingsim: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from kubernetes import config as kube_config
 from .control import make_app
 from .fleet import Fleet
 from .loopback import NotLoopbackError, is_loopback_v4, require_loopback
+from .realllama import LlamaServer
 from .watcher import PodWatcher
 
 log = logging.getLogger("servingsim")
@@ -49,7 +50,9 @@ async def start_control(fleet: Fleet, host: str, port: int) -> tuple[web.AppRunn
     return runner, f"http://{host}:{bound_port}"
 
 
-async def run(kubeconfig: str, control_host: str, control_port: int, state_dir: Path | None) -> None:
+async def run(
+    kubeconfig: str, control_host: str, control_port: int, state_dir: Path | None, llama_root: Path | None = None
+) -> None:
     api = kube_config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     check_api_server(str(api.configuration.host))
     loop = asyncio.get_running_loop()
@@ -57,7 +60,11 @@ async def run(kubeconfig: str, control_host: str, control_port: int, state_dir: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    fleet = Fleet()
+    llama = None
+    if llama_root is not None:
+        llama = await asyncio.to_thread(LlamaServer.prepare, llama_root, state_dir or Path.cwd())
+        log.info("llama.cpp pods run the real llama-server: %s (%s)", llama.build, llama_root)
+    fleet = Fleet(llama)
     consumer = asyncio.create_task(fleet.run(), name="fleet")
     retrier = asyncio.create_task(fleet.retry_binds(), name="retry-binds")
     runner, url = await start_control(fleet, control_host, control_port)

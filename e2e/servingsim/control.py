@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fleet import Fleet, UnknownPod
+from .fleet import REAL, SIMULATED, Fleet, RealServerPod, UnknownPod
 from .hostile import parse_hostility
 from .state import LoadFieldError, parse_load_update
 
@@ -35,6 +35,7 @@ async def healthz(request: web.Request) -> web.Response:
             "synced": fleet.synced,
             "pods": len(fleet.entries),
             "refused": refused,
+            "llamaServer": fleet.llama.build if fleet.llama is not None else None,
         },
     )
 
@@ -68,6 +69,8 @@ async def put_pod(request: web.Request) -> web.Response:
         entry = await fleet.update_load(namespace, name, update)
     except UnknownPod:
         return _not_found(namespace, name)
+    except RealServerPod as exc:
+        return _json(409, {"error": str(exc)})
     return _json(200, entry.describe())
 
 
@@ -80,11 +83,28 @@ async def put_hostile(request: web.Request) -> web.Response:
     except ValueError as exc:  # LoadFieldError included
         return _json(400, {"error": str(exc), "field": getattr(exc, "field", "(body)")})
     try:
-        entry = fleet.get(namespace, name)
+        entry, server = fleet.simulated(namespace, name)
     except UnknownPod:
         return _not_found(namespace, name)
-    entry.server.hostility = hostility
+    except RealServerPod as exc:
+        return _json(409, {"error": str(exc)})
+    server.hostility = hostility
     return _json(200, entry.describe())
+
+
+async def put_namespace(request: web.Request) -> web.Response:
+    """{"llamaServer": "simulated" | "real"}: how the namespace's llama.cpp pods that start from now on are served."""
+    fleet = request.app[FLEET_KEY]
+    try:
+        document = json.loads(await request.read())
+    except ValueError as exc:
+        return _json(400, {"error": f"body is not valid JSON: {exc}", "field": "(body)"})
+    mode = document.get("llamaServer") if isinstance(document, dict) else None
+    if mode not in (SIMULATED, REAL) or len(document) != 1:
+        return _json(400, {"error": f'expected {{"llamaServer": "{SIMULATED}" | "{REAL}"}}', "field": "llamaServer"})
+    namespace = request.match_info["namespace"]
+    fleet.set_namespace_mode(namespace, mode)
+    return _json(200, {"namespace": namespace, "llamaServer": mode})
 
 
 @web.middleware
@@ -106,4 +126,5 @@ def make_app(fleet: Fleet) -> web.Application:
     app.router.add_get("/pods/{namespace}/{name}", get_pod)
     app.router.add_put("/pods/{namespace}/{name}", put_pod)
     app.router.add_put("/pods/{namespace}/{name}/hostile", put_hostile)
+    app.router.add_put("/namespaces/{namespace}", put_namespace)
     return app

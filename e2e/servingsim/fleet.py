@@ -9,6 +9,7 @@ from typing import Any
 
 from .modelconfig import ModelConfig
 from .podserver import PodServer
+from .realllama import LlamaServer, RealPodServer, family_of
 from .runtimes import RUNTIMES
 from .state import Load, LoadUpdate, RequestStats
 from .watcher import Decision, PodEvent, PodKey, Refusal, Snapshot, Target
@@ -20,30 +21,40 @@ class UnknownPod(KeyError):
     """No simulated pod has this namespace/name."""
 
 
+class RealServerPod(ValueError):
+    """The pod runs the real llama-server: its load and behaviour are its own, not the control API's."""
+
+
+SIMULATED, REAL = "simulated", "real"
+
+
 @dataclass
 class Entry:
     target: Target
     cfg: ModelConfig
-    server: PodServer
+    server: PodServer | RealPodServer
     load: Load = field(default_factory=Load)
     stats: RequestStats = field(default_factory=RequestStats)
 
     def describe(self) -> dict[str, Any]:
-        t = self.target
+        t, server = self.target, self.server
+        simulated = isinstance(server, PodServer)
         return {
             "namespace": t.namespace,
             "name": t.name,
             "uid": t.uid,
             "ip": t.ip,
-            "ports": list(t.ports),
-            "listening": list(self.server.listening),
+            "ports": list(server.ports),
+            "listening": list(server.listening),
             "runtime": t.runtime,
             "container": t.container,
             "model": self.cfg.model_id,
-            "load": self.load.to_json(),
-            "requests": self.stats.to_json(),
-            "errors": list(self.server.errors),
-            "hostile": self.server.hostility.behaviour if self.server.hostility else None,
+            # A real server's load and requests are on its own /metrics and in its log, not known here.
+            "load": self.load.to_json() if simulated else None,
+            "requests": self.stats.to_json() if simulated else None,
+            "errors": list(server.errors),
+            "hostile": server.hostility.behaviour if isinstance(server, PodServer) and server.hostility else None,
+            "real": None if isinstance(server, PodServer) else server.describe(),
         }
 
 
@@ -54,7 +65,10 @@ def _label(key: PodKey) -> str:
 class Fleet:
     """Owns every PodServer; applies watcher output one item at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, llama: LlamaServer | None = None) -> None:
+        self.llama = llama
+        # Namespaces whose llama.cpp pods the simulator serves even with a real llama-server at hand.
+        self.simulated_namespaces: set[str] = set()
         self.entries: dict[PodKey, Entry] = {}
         self.refused: dict[PodKey, Refusal] = {}
         self.synced = False
@@ -78,7 +92,7 @@ class Fleet:
             await asyncio.sleep(interval)
             for entry in list(self.entries.values()):
                 server = entry.server
-                if server.wants_port_open() and set(server.listening) != set(entry.target.ports):
+                if server.wants_port_open() and set(server.listening) != set(server.ports):
                     await server.sync_listening()
 
     async def handle(self, item: PodEvent | Snapshot) -> None:
@@ -114,7 +128,7 @@ class Fleet:
             return
         current = self.entries.get(key)
         if current is not None and current.target == decision:
-            if set(current.server.listening) != set(decision.ports):
+            if set(current.server.listening) != set(current.server.ports):
                 await current.server.sync_listening()  # retry ports that failed to bind
             return
         load, stats = Load(), RequestStats()
@@ -128,7 +142,7 @@ class Fleet:
         runtime = RUNTIMES[target.runtime]
         cfg = runtime.config(target.command, target.args, target.env_map, target.name)
         label = _label(target.key)
-        server = PodServer(label, target.ip, target.ports, runtime, cfg, load, stats)
+        server = self._real(target, label) or PodServer(label, target.ip, target.ports, runtime, cfg, load, stats)
         await server.start()
         self.entries[target.key] = Entry(target, cfg, server, load, stats)
         log.info(
@@ -140,6 +154,25 @@ class Fleet:
             ",".join(str(p) for p in target.ports),
             ",".join(str(p) for p in server.listening) or "none",
         )
+
+    def _real(self, target: Target, label: str) -> RealPodServer | None:
+        """A real llama-server for a llama.cpp pod, unless there is none, the pod's namespace is simulated, or
+        its model's family cannot be told."""
+        if self.llama is None or target.runtime != "llamacpp" or target.namespace in self.simulated_namespaces:
+            return None
+        family = family_of([*target.command, *target.args])
+        if family is None:
+            log.warning("%s: no Gemma family in its -hf repository; simulating it", label)
+            return None
+        return RealPodServer(label, target.ip, target.ports, self.llama, family, target.args, target.env_map)
+
+    def set_namespace_mode(self, namespace: str, mode: str) -> None:
+        """Whether llama.cpp pods created in the namespace from now on are real (the default) or simulated."""
+        if mode == SIMULATED:
+            self.simulated_namespaces.add(namespace)
+        else:
+            self.simulated_namespaces.discard(namespace)
+        log.info("llama.cpp pods in namespace %s: %s", namespace, mode)
 
     async def _remove(self, key: PodKey, reason: str) -> None:
         entry = self.entries.pop(key, None)
@@ -154,10 +187,20 @@ class Fleet:
         except KeyError:
             raise UnknownPod(f"{namespace}/{name}") from None
 
-    async def update_load(self, namespace: str, name: str, update: LoadUpdate) -> Entry:
+    def simulated(self, namespace: str, name: str) -> tuple[Entry, PodServer]:
+        """The pod and its simulated server; RealServerPod when a real llama-server serves it."""
         entry = self.get(namespace, name)
+        if not isinstance(entry.server, PodServer):
+            raise RealServerPod(
+                f"pod {namespace}/{name} runs the real llama-server: its load comes from the requests it is sent; "
+                f'PUT /namespaces/{namespace} {{"llamaServer": "{SIMULATED}"}} before its pods start to simulate them'
+            )
+        return entry, entry.server
+
+    async def update_load(self, namespace: str, name: str, update: LoadUpdate) -> Entry:
+        entry, server = self.simulated(namespace, name)
         entry.load.apply(update)
-        await entry.server.sync_listening()
+        await server.sync_listening()
         log.info("load %s/%s: %s", namespace, name, entry.load.to_json())
         return entry
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from .app import start_control
 from .fleet import Fleet
 from .loopback import require_loopback
+from .realllama import LlamaServer
 from .watcher import PodEvent, target_for_pod
 
 T = TypeVar("T")
@@ -37,8 +38,9 @@ def free_port(ip: str) -> int:
 class InProcessSim:
     """Fleet + control API on a private event loop in a daemon thread."""
 
-    def __init__(self, control_host: str = "127.0.0.1") -> None:
+    def __init__(self, control_host: str = "127.0.0.1", llama: LlamaServer | None = None) -> None:
         self._control_host = control_host
+        self._llama = llama
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="servingsim", daemon=True)
         self.fleet: Fleet | None = None
@@ -53,7 +55,7 @@ class InProcessSim:
         self._thread.start()
 
         async def setup() -> tuple[Fleet, web.AppRunner, str]:
-            fleet = Fleet()
+            fleet = Fleet(self._llama)
             runner, url = await start_control(fleet, self._control_host, 0)
             fleet.synced = True
             self._retrier = asyncio.get_running_loop().create_task(fleet.retry_binds(0.2))

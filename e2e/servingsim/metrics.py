@@ -1,11 +1,11 @@
 """Prometheus metrics of each runtime, with its real metric names and exposition.
 
-Every simulated pod server owns one CollectorRegistry.  vLLM itself uses
-prometheus_client, so its page is prometheus_client's own output.  TGI renders
-with the Rust `metrics-exporter-prometheus` crate (counters carry no `_total`
-suffix, no `_created` series) and llama.cpp writes its page by hand
-(`# TYPE llamacpp:prompt_tokens_total counter`); those two pages are rendered from
-the same registry in the layout the real servers use.
+vLLM itself uses prometheus_client, so its simulated page is prometheus_client's own
+output, from a CollectorRegistry per pod.  TGI renders with the Rust
+`metrics-exporter-prometheus` crate (counters carry no `_total` suffix, no `_created`
+series): its page is rendered from a registry in that layout.  llama.cpp writes its
+page by hand (`# TYPE llamacpp:prompt_tokens_total counter`), and so does its
+simulation.
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ class Finished:
 class Meters(Protocol):
     """The metrics of one simulated server."""
 
-    registry: CollectorRegistry
-
     def request_started(self) -> None: ...
 
     def request_finished(self, done: Finished) -> None: ...
@@ -81,27 +79,18 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items())) + "}"
 
 
-def render_plain(families: Iterable[Metric], *, typed_by_sample_name: bool) -> bytes:
-    """Render families without `_created` series.
-
-    typed_by_sample_name=False (metrics-exporter-prometheus): a counter's samples are
-    named like the family (`tgi_request_count 3`).  True (llama.cpp): the family is
-    announced under its sample name (`# TYPE llamacpp:prompt_tokens_total counter`).
-    """
+def render_plain(families: Iterable[Metric]) -> bytes:
+    """Render families as metrics-exporter-prometheus does: a counter's samples are named like the family
+    (`tgi_request_count 3`, no `_total`), and no `_created` series."""
     lines: list[str] = []
     for family in families:
         samples = [s for s in family.samples if not s.name.endswith("_created")]
         if not samples:
             continue
-        name = family.name
-        if family.type == "counter":
-            name = family.name + "_total" if typed_by_sample_name else family.name
-        lines.append(f"# HELP {name} {family.documentation}")
-        lines.append(f"# TYPE {name} {family.type}")
+        lines.append(f"# HELP {family.name} {family.documentation}")
+        lines.append(f"# TYPE {family.name} {family.type}")
         for sample in samples:
-            sample_name = sample.name
-            if family.type == "counter" and not typed_by_sample_name:
-                sample_name = sample_name.removesuffix("_total")
+            sample_name = sample.name.removesuffix("_total") if family.type == "counter" else sample.name
             lines.append(f"{sample_name}{_labels(sample.labels)} {format_value(sample.value)}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -193,7 +182,7 @@ class TgiMeters:
         self.batch_size.set(snapshot.running)
         per_request = min(self._cfg.max_total_tokens, 512)
         self.batch_max_tokens.set(snapshot.running * per_request)
-        return render_plain(self.registry.collect(), typed_by_sample_name=False), TEXT_PLAIN
+        return render_plain(self.registry.collect()), TEXT_PLAIN
 
 
 _VLLM_LATENCY_BUCKETS = [
@@ -307,58 +296,84 @@ class VllmMeters:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+@dataclass
+class _LlamacppTotals:
+    """What llama-server's server_metrics counts, as far as the simulator serves requests."""
+
+    prompt_tokens: int = 0
+    prompt_seconds: float = 0.0
+    predicted_tokens: int = 0
+    predicted_seconds: float = 0.0
+    decodes: int = 0
+    tokens_max: int = 0
+    prompt_rate: float = 0.0
+    predict_rate: float = 0.0
+
+
 class LlamacppMeters:
-    """tools/server: counters first, then gauges, each `# HELP`/`# TYPE`/value."""
+    """tools/server/server-task.cpp, server_task_result_metrics::to_metrics (b11243): a hand-written page, the
+    `counters` list then the `gauges` list, each item `# HELP`/`# TYPE`/value under `llamacpp:`, with llama-server's
+    own names and help texts. No prompt cache and no speculative decoding is simulated: those counters stay 0."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
         self._cfg = cfg
-        p = "llamacpp:"
-        self.prompt_tokens = Counter(p + "prompt_tokens", "Number of prompt tokens processed.", registry=r)
-        self.prompt_seconds = Counter(p + "prompt_seconds", "Prompt process time", registry=r)
-        self.predicted = Counter(p + "tokens_predicted", "Number of generation tokens processed.", registry=r)
-        self.predicted_seconds = Counter(p + "tokens_predicted_seconds", "Predict process time", registry=r)
-        self.n_decode = Counter(p + "n_decode", "Total number of llama_decode() calls", registry=r)
-        self.prompt_rate = Gauge(
-            p + "prompt_tokens_seconds",
-            "Average prompt throughput in tokens/s.",
-            registry=r,
-        )
-        self.predict_rate = Gauge(
-            p + "predicted_tokens_seconds",
-            "Average generation throughput in tokens/s.",
-            registry=r,
-        )
-        self.processing = Gauge(p + "requests_processing", "Number of requests processing.", registry=r)
-        self.deferred = Gauge(p + "requests_deferred", "Number of requests deferred.", registry=r)
-        self.busy_slots = Gauge(
-            p + "n_busy_slots_per_decode",
-            "Average number of busy slots per llama_decode() call",
-            registry=r,
-        )
+        self._totals = _LlamacppTotals()
 
     def request_started(self) -> None:
         return None
 
     def request_finished(self, done: Finished) -> None:
-        inference = max(0.0, done.seconds - done.queue_seconds)
-        self.prompt_tokens.inc(done.prompt_tokens)
-        self.predicted.inc(done.completion_tokens)
-        self.prompt_seconds.inc(inference / 10.0)
-        self.predicted_seconds.inc(inference * 0.9)
-        self.n_decode.inc(1 + done.completion_tokens)
+        inference, totals = max(0.0, done.seconds - done.queue_seconds), self._totals
+        totals.prompt_tokens += done.prompt_tokens
+        totals.predicted_tokens += done.completion_tokens
+        totals.prompt_seconds += inference / 10.0
+        totals.predicted_seconds += inference * 0.9
+        totals.decodes += 1 + done.completion_tokens
+        totals.tokens_max = max(totals.tokens_max, done.prompt_tokens + done.completion_tokens)
         if inference > 0:
-            self.prompt_rate.set(done.prompt_tokens / (inference / 10.0))
-            self.predict_rate.set(done.completion_tokens / (inference * 0.9))
+            totals.prompt_rate = done.prompt_tokens / (inference / 10.0)
+            totals.predict_rate = done.completion_tokens / (inference * 0.9)
 
     def request_failed(self, err: str) -> None:
         return None
 
     def render(self, snapshot: Snapshot) -> tuple[bytes, str]:
-        self.processing.set(snapshot.running)
-        self.deferred.set(snapshot.waiting)
-        self.busy_slots.set(min(snapshot.running, self._cfg.parallel_slots))
-        families = list(self.registry.collect())
-        ordered = [f for f in families if f.type == "counter"] + [f for f in families if f.type != "counter"]
-        return render_plain(ordered, typed_by_sample_name=True), LLAMACPP_CONTENT_TYPE
+        t = self._totals
+        counters = (
+            ("prompt_tokens_total", "Number of prompt tokens processed, excluding cached tokens", t.prompt_tokens),
+            ("prompt_tokens_cached_total", "Number of prompt tokens reused from the cache", 0),
+            ("prompt_seconds_total", "Total time spent processing prompts", t.prompt_seconds),
+            ("tokens_predicted_total", "Number of generation tokens processed", t.predicted_tokens),
+            ("tokens_predicted_seconds_total", "Total time spent generating tokens", t.predicted_seconds),
+            (
+                "n_decode_total",
+                "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding",
+                t.decodes,
+            ),
+            ("n_tokens_max", "Largest observed sequence length (prompt + generation)", t.tokens_max),
+            ("spec_decode_num_draft_tokens_total", "Speculative: Total draft tokens generated", 0),
+            (
+                "spec_decode_num_accepted_tokens_total",
+                "Speculative: Total draft tokens accepted by the target model",
+                0,
+            ),
+            ("spec_decode_num_drafts_total", "Speculative: Total speculative decoding verification steps", 0),
+        )
+        gauges = (
+            ("prompt_tokens_seconds", "Average prompt throughput in tokens/s", t.prompt_rate),
+            ("predicted_tokens_seconds", "Average generation throughput in tokens/s", t.predict_rate),
+            ("requests_processing", "Number of requests processing", snapshot.running),
+            ("requests_deferred", "Number of requests deferred", snapshot.waiting),
+            (
+                "n_busy_slots_per_decode",
+                "Average number of busy slots per llama_decode() call",
+                min(snapshot.running, self._cfg.parallel_slots),
+            ),
+        )
+        lines = [
+            f"# HELP llamacpp:{name} {help_text}\n# TYPE llamacpp:{name} {kind}\n"
+            f"llamacpp:{name} {format_value(value)}\n"
+            for kind, items in (("counter", counters), ("gauge", gauges))
+            for name, help_text, value in items
+        ]
+        return "".join(lines).encode("utf-8"), LLAMACPP_CONTENT_TYPE

@@ -20,14 +20,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from gemma_operator.catalog.versions import llamacpp as llamacpp_versions
+from gemma_operator.catalog.versions import tgi as tgi_versions
+from gemma_operator.catalog.versions import vllm as vllm_versions
+
 from .generation import Completion, count_tokens, token_id
 from .metrics import LlamacppMeters, Meters, TgiMeters, VllmMeters
 from .modelconfig import ModelConfig, llamacpp_config, tgi_config, vllm_config
 from .state import Load
 
-TGI_VERSION = "3.3.7"
-VLLM_VERSION = "0.19.0"
-LLAMACPP_BUILD = "b6000-servingsim"
+# The releases the catalog pins. vLLM answers GET /version with {"version": vllm.version.__version__}
+# (vllm 0.33.0: entrypoints/serve/instrumentator/basic.py, show_version; vllm/_version.py: '0.33.0').
+TGI_VERSION = tgi_versions.PINNED
+VLLM_VERSION = vllm_versions.PINNED
+# llama-server's system_fingerprint is "b<build>-<commit>" (Debian's build 11669 says "b11669-Debian").
+LLAMACPP_BUILD = f"{llamacpp_versions.PINNED}-servingsim"
 
 JSON = "application/json"
 
@@ -614,13 +621,27 @@ class Llamacpp(Runtime):
                 }
             ],
             "object": "list",
+            # tools/server/server-context.cpp get_res_model_info; "architecture" as the real build 11669 answers
+            # (e2e/test_simulator_fidelity.py compares the two).
             "data": [
                 {
                     "id": cfg.model_id,
+                    "aliases": [cfg.model_id],
+                    "tags": [],
                     "object": "model",
+                    "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
                     "created": created,
                     "owned_by": "llamacpp",
-                    "meta": {"n_ctx_train": cfg.max_total_tokens, "n_vocab": 262144},
+                    "meta": {
+                        "vocab_type": 1,
+                        "n_vocab": 262144,
+                        "n_ctx": cfg.max_total_tokens,
+                        "n_ctx_train": 131072,
+                        "n_embd": 1536,
+                        "n_params": 4_647_450_147,
+                        "size": 9_294_900_294,
+                        "ftype": "BF16",
+                    },
                 }
             ],
         }
@@ -651,9 +672,11 @@ class Llamacpp(Runtime):
                 "completion_tokens": completion.completion_tokens,
                 "prompt_tokens": completion.prompt_tokens,
                 "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0},  # server-task.cpp: no prompt cache is simulated
             },
             "id": f"chatcmpl-{uuid.uuid4().hex[:32]}",
-            "timings": {
+            "timings": {  # server-common.cpp, result_timings::to_json
+                "cache_n": 0,
                 "prompt_n": completion.prompt_tokens,
                 "prompt_ms": prompt_ms,
                 "prompt_per_token_ms": prompt_ms / max(1, completion.prompt_tokens),

@@ -1,0 +1,95 @@
+"""The metric names the autoscaler reads (catalog/runtimes.yaml `metrics:`), held against every metric each runtime
+registers at its pinned version (issue #15).
+
+The tables (catalog/versions/metrics/) are read from each runtime's own source by `make refresh-runtime-facts`;
+each names the source, version and file blob ids it was read from.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gemma_docgen.runtime_options import metrics
+from gemma_operator.api import Runtime
+from gemma_operator.catalog import runtimes
+from gemma_operator.catalog.versions.metric_names import MetricKind, metric_table
+from gemma_operator.catalog.versions.options import image_version
+
+
+def pinned_versions(runtime: Runtime) -> set[str]:
+    found = {image_version(runtime, image.image) for image in runtimes()[runtime].images.values()}
+    assert None not in found, f"a pinned {runtime.value} image names no release"
+    return {version for version in found if version is not None}
+
+
+@pytest.mark.parametrize("runtime", list(Runtime))
+def test_every_pinned_version_has_a_metric_table_read_from_a_named_source(runtime: Runtime) -> None:
+    for version in pinned_versions(runtime):
+        table = metric_table(runtime, version)
+        assert table is not None, f"no {runtime.value} {version} metric table: run make refresh-runtime-facts"
+        assert (table.runtime, table.version) == (runtime, version)
+        assert table.source.files, "the table names the files it was read from"
+        assert all(len(blob) == 40 for blob in table.source.files.values())
+        assert table.source.commit or table.source.archive_sha256
+
+
+@pytest.mark.parametrize("runtime", list(Runtime))
+def test_the_autoscaler_reads_gauges_the_runtime_registers(runtime: Runtime) -> None:
+    names = runtimes()[runtime].metrics
+    for version in pinned_versions(runtime):
+        table = metric_table(runtime, version)
+        assert table is not None
+        assert table.metrics.get(names.waiting) is MetricKind.GAUGE, (version, names.waiting)
+        assert table.metrics.get(names.running) is MetricKind.GAUGE, (version, names.running)
+        assert all(name.startswith(names.prefix) for name in table.metrics), (version, names.prefix)
+
+
+LLAMACPP_TASK = """
+std::string server_task_result_metrics::to_metrics() {
+    const std::vector<metric_item> counters = {
+        {
+            "prompt_tokens_total",
+            "Number of prompt tokens processed",
+            (double) metrics.prompt.count
+        },
+    };
+
+    const std::vector<metric_item> gauges = {
+        {
+            "requests_processing",
+            "Number of requests processing",
+            (double) n_processing_slots
+        }, {
+            "requests_deferred",
+            "Number of requests deferred",
+            (double) n_tasks_deferred
+        },
+    };
+    prometheus << "# TYPE llamacpp:spec_decode_num_accepted_tokens_per_pos_total counter\\n";
+}
+"""
+
+
+def test_the_llamacpp_reader_takes_both_lists_and_the_labelled_counter() -> None:
+    assert metrics.llamacpp_metrics({metrics.LLAMACPP_TASK: LLAMACPP_TASK}) == {
+        "llamacpp:prompt_tokens_total": MetricKind.COUNTER,
+        "llamacpp:requests_deferred": MetricKind.GAUGE,
+        "llamacpp:requests_processing": MetricKind.GAUGE,
+        "llamacpp:spec_decode_num_accepted_tokens_per_pos_total": MetricKind.COUNTER,
+    }
+    with pytest.raises(metrics.ShapeChanged):
+        metrics.llamacpp_metrics({metrics.LLAMACPP_TASK: LLAMACPP_TASK.replace("gauges =", "levels =")})
+
+
+def test_the_vllm_and_tgi_readers_take_each_registration_and_refuse_two_kinds() -> None:
+    loggers = 'x = self._gauge_cls(\n    name="vllm:num_requests_running",\n)\ny = self._counter_cls(name="vllm:a")'
+    assert metrics.vllm_metrics({metrics.VLLM_LOGGERS: loggers}) == {
+        "vllm:a": MetricKind.COUNTER,
+        "vllm:num_requests_running": MetricKind.GAUGE,
+    }
+    sources = dict.fromkeys(metrics.TGI_FILES, "")
+    sources[metrics.TGI_FILES[0]] = 'metrics::gauge!("tgi_queue_size").set(0.0);\nmetrics::counter!("tgi_queue_size")'
+    with pytest.raises(metrics.ShapeChanged, match="tgi_queue_size registered as both"):
+        metrics.tgi_metrics(sources)
+    with pytest.raises(metrics.ShapeChanged, match="no metric found"):
+        metrics.tgi_metrics(dict.fromkeys(metrics.TGI_FILES, ""))
