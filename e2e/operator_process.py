@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from harness.config import ROOT
 from harness.plane import Plane
-from harness.tools import kubectl
+from harness.tools import kubectl, wait_established
 from harness.waiting import wait_for
 
 CRD = ROOT / "crds" / "gemmadeployments.serving.gemma.dev.yaml"
@@ -24,7 +24,7 @@ CRD = ROOT / "crds" / "gemmadeployments.serving.gemma.dev.yaml"
 def install_crd(plane: Plane) -> None:
     """The GemmaDeployment CRD, applied and established: the operator and the tests need it before anything else."""
     kubectl(plane, "apply", "--server-side", "-f", str(CRD))
-    kubectl(plane, "wait", "--for", "condition=established", "crd/gemmadeployments.serving.gemma.dev")
+    wait_established(plane, "gemmadeployments.serving.gemma.dev")
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from harness.config import ROOT
 from harness.namespaces import create_namespace, delete_namespace, unique_name
 from harness.plane import Plane
 from harness.simulator import ServingSim
-from harness.tools import helm, kubectl
+from harness.tools import helm, kubectl, wait_established
 from harness.waiting import condition_status, wait_for
 from install import (
     ARGOCD_FOR_KSTATUS,
@@ -387,7 +387,7 @@ def test_kubectl_apply_k_installs_and_deletes(plane: Plane) -> None:
 def test_peering_runs_on_the_chart_rbac(plane: Plane, sole_operator: None, tmp_path: Path) -> None:
     peering_crds = str(ROOT / "charts" / "gemma-operator" / "files" / "kopf-peering-crds.yaml")
     kubectl(plane, "apply", "-f", peering_crds)
-    kubectl(plane, "wait", "--for", "condition=established", "crd/clusterkopfpeerings.kopf.dev")
+    wait_established(plane, "clusterkopfpeerings.kopf.dev")
     installed = Release(unique_name("gemma-operator-peer"), restricted_namespace(plane, "gemma-install-peer"))
     namespace = create_namespace(plane.api, "t-peering")
     try:

@@ -6,6 +6,7 @@ import subprocess
 
 from harness.config import ROOT
 from harness.plane import Plane
+from harness.waiting import wait_for
 
 
 def run_tool(
@@ -37,6 +38,17 @@ def kubectl(
 ) -> subprocess.CompletedProcess[str]:
     """The plane's kubectl (the server's version)."""
     return run_tool(plane, "kubectl", *args, input=input, check=check, timeout=timeout)
+
+
+def wait_established(plane: Plane, crd: str, timeout: float = 60.0) -> None:
+    """Until the API server serves a CRD: `kubectl wait --for condition=established` exits with an accessor error
+    when it reads the CRD before its status has any condition, so this asks for the condition itself."""
+
+    def established() -> bool:
+        jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+        return kubectl(plane, "get", f"crd/{crd}", "-o", jsonpath, check=False).stdout.strip() == "True"
+
+    wait_for(established, timeout=timeout, message=f"CRD {crd} established")
 
 
 def helm(plane: Plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
