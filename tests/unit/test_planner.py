@@ -409,3 +409,15 @@ def test_gemma_3_on_vllm_takes_the_2048_floor_its_images_allow() -> None:
     assert report.runtime is not None
     assert report.runtime.name is Runtime.VLLM
     assert report.runtime.prefill_chunk_tokens == 2048
+
+
+def test_a_prefill_that_leaves_no_cache_is_named_not_the_weights() -> None:
+    """TGI prefills a whole prompt: Gemma 3 27B at 128K on one H100 has room for its weights, not for the prefill."""
+    report = plan_for(
+        model={"family": "gemma-3", "variant": "27b"},
+        serving={"runtime": "tgi", "maxContextTokens": 131072, "maxConcurrentSequences": 1},
+        placement={"gpusPerReplica": 1},
+    )
+    assert not report.fits
+    assert "the weights alone" not in report.problems[0]
+    assert "the activations of a 131072-token prefill) leave nothing for the KV cache" in report.problems[0]

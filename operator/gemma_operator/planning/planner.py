@@ -80,9 +80,15 @@ def _advice(request: Request, sizing: Sizing, degrees: Sequence[int]) -> str:
     most = frontier(request, sizing, request.variant.max_context_tokens).concurrent_sequences
     if 0 < most < knobs.sequences:
         hints.append(f"at most {most} sequences fit at {knobs.context_tokens} tokens")
-    if sizing.available - sizing.weights - sizing.overhead - sizing.adapters <= 0:
+    if sizing.weights >= sizing.available:
         hints.append(
             f"the weights alone need {gib(sizing.weights)}: a lower precision or a larger accelerator is needed"
+        )
+    elif sizing.available - sizing.weights - sizing.overhead - sizing.adapters <= 0:
+        hints.append(
+            f"the weights ({gib(sizing.weights)}) and the runtime's overhead ({gib(sizing.overhead)}, most of it "
+            f"the activations of a {min(knobs.context_tokens, knobs.prefill_chunk_tokens)}-token prefill) leave "
+            "nothing for the KV cache: a lower precision, a shorter maxContextTokens or a larger accelerator is needed"
         )
     return "; ".join(hints)
 
