@@ -37,7 +37,6 @@ from gemma_operator.catalog.versions.options import (
     OptionTable,
     RuntimeOption,
     Syntax,
-    TableSource,
     image_version,
     table_name,
 )
@@ -145,13 +144,7 @@ def table(runtime: Runtime, version: str, cache: Path) -> OptionTable:
     return OptionTable(
         runtime=runtime,
         version=version,
-        source=TableSource(
-            origin=origin.origin,
-            archive=origin.archive,
-            archive_sha256=origin.archive_sha256,
-            commit=origin.commit,
-            files={source.path: source.blob for source in read},
-        ),
+        source=origin.header({source.path: source.blob for source in read}),
         syntax=syntax,
         cli_overrides_env=True,
         options=tuple(options),
@@ -171,13 +164,7 @@ def metric_table(runtime: Runtime, version: str, cache: Path) -> MetricTable:
     return MetricTable(
         runtime=runtime,
         version=version,
-        source=TableSource(
-            origin=origin.origin,
-            archive=origin.archive,
-            archive_sha256=origin.archive_sha256,
-            commit=origin.commit,
-            files={path: SourceFile(path, texts[path]).blob for path in paths},
-        ),
+        source=origin.header({path: SourceFile(path, texts[path]).blob for path in paths}),
         metrics=read(texts),
     )
 

@@ -11,6 +11,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gemma_operator.catalog.versions.options import TableSource
+
 
 class SourceMissing(Exception):
     """A source the generator cannot get by itself; the message says what to do."""
@@ -38,6 +40,16 @@ class Origin:
     archive: str | None = None
     archive_sha256: str | None = None
     commit: str | None = None
+
+    def header(self, files: dict[str, str]) -> TableSource:
+        """The source header of a table read from `files` (path: git blob id) of this source."""
+        return TableSource(
+            origin=self.origin,
+            archive=self.archive,
+            archive_sha256=self.archive_sha256,
+            commit=self.commit,
+            files=files,
+        )
 
 
 def sha256(path: Path) -> str:
