@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,11 @@ def args() -> list[str]:
 @pytest.fixture(scope="module")
 def real(llama_root: Path, args: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("fidelity")
-    gguf = write_gemma4(folder / "tiny-gemma4.gguf", tiny_shape(Family.GEMMA_4))
+    # The tiny model loads in some 10 ms on a fast machine, too short to be sure of a 503 from /health. Real
+    # Gemma 4 global layers (eight KV heads of 512) make a 512 MiB KV cache that llama-server zeroes before it
+    # is ready: a loading window of some 300 ms, that no poll misses.
+    shape = replace(tiny_shape(Family.GEMMA_4), heads=8, global_kv_heads=8, global_head_dim=512)
+    gguf = write_gemma4(folder / "tiny-gemma4.gguf", shape)
     running = llamaserver.start(
         llama_root, llamaserver.with_model(args, gguf), "127.0.0.1", free_port(), folder / "llama-server.log"
     )

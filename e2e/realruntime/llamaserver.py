@@ -96,7 +96,7 @@ def start(root: Path, args: Sequence[str], host: str, port: int, log: Path) -> S
         try:
             answer = requests.get(server.base_url + "/health", timeout=2)
         except requests.ConnectionError:
-            time.sleep(0.002)  # the loading window of a tiny model is some 20 ms: poll often enough to see it
+            time.sleep(0.002)  # poll often: a loading window can be tens of milliseconds
             continue
         if answer.status_code == 200:
             return server
