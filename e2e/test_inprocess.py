@@ -7,12 +7,17 @@ Operator processes other tests left running are paused meanwhile, so that only t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gemma_operator.api import Reason
 from gemma_operator.reconcile.observe import pod_state
+from gemma_operator.reconcile.state import ObjectState
 from gemma_operator.rendering import child_name
 from harness.waiting import condition_status, wait_for
 from inprocess import Harness, writes
@@ -48,6 +53,30 @@ def test_a_second_reconcile_with_nothing_changed_writes_nothing(harness: Harness
     harness.reconcile()
     assert (writes("apply"), writes("status")) == (applies, statuses)
     assert harness.gemma()["metadata"]["resourceVersion"] == before
+
+
+def test_children_the_watches_do_not_show_yet_are_not_written_again(harness: Harness) -> None:
+    """As after a restart with the watches still listing: the create-only applies find the names taken by the
+    GemmaDeployment's own children, which are read and left as they are."""
+    harness.create({**SMALL, "replicas": 0})
+    harness.reconcile()
+    # The Deployment controller writes the Deployment's status meanwhile: its generation counts the spec's changes.
+    before = [_metadata(harness.deployment())["generation"], _metadata(harness.service())["resourceVersion"]]
+    applies = writes("apply")
+    harness.state = ObjectState()
+    unseen = replace(harness.cluster(), children={})
+
+    outcome = harness.controller.reconcile(harness.key, harness.gemma(), unseen, harness.state, [])
+
+    assert outcome.result == "reconciled"
+    assert [_metadata(harness.deployment())["generation"], _metadata(harness.service())["resourceVersion"]] == before
+    assert writes("apply") == applies
+
+
+def _metadata(found: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    assert found is not None
+    metadata: Mapping[str, Any] = found["metadata"]
+    return metadata
 
 
 def test_drift_made_by_someone_else_is_reverted(harness: Harness) -> None:
