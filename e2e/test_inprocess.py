@@ -89,12 +89,15 @@ def test_drift_made_by_someone_else_is_reverted(harness: Harness) -> None:
     assert deployment["spec"]["replicas"] == 1
 
 
-def test_an_optional_child_is_created_when_wanted_and_pruned_when_not(harness: Harness) -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["remembered", "after-a-restart"])
+def test_an_optional_child_is_created_when_wanted_and_pruned_when_not(harness: Harness, restarted: bool) -> None:
     harness.create({**SMALL, "replicas": 2})
     harness.reconcile()
     policy = client.PolicyV1Api(harness.api)
     assert policy.read_namespaced_pod_disruption_budget(child_name(harness.name), harness.namespace)
     harness.patch_spec({"replicas": 1})
+    if restarted:  # nothing in memory says it was made: generation 2 says it may have been
+        harness.state = ObjectState()
     harness.reconcile()
     with pytest.raises(ApiException) as gone:
         policy.read_namespaced_pod_disruption_budget(child_name(harness.name), harness.namespace)

@@ -181,13 +181,16 @@ class Children:
             if ref.kind == "Deployment":
                 live_deployment = live
         wanted_kinds = {(ref.api_version, ref.kind) for ref, _ in children}
+        # Optional children follow the spec and the replicas alone (rendering.render). At generation 1 with no
+        # autoscaler, both are as they always were: an optional child not wanted now never was, and is not looked for.
+        only_spec = gd.metadata.generation == 1 and not gd.spec.autoscaling.enabled
         for api_version, kind in OPTIONAL_CHILDREN:
             if (api_version, kind) not in wanted_kinds:
-                self._prune(
-                    memory,
-                    ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name),
-                    owner,
-                )
+                ref = ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name)
+                if only_spec:
+                    memory.absent.add(ref)
+                else:
+                    self._prune(memory, ref, owner)
         return live_deployment
 
     def _create(self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest) -> Mapping[str, Any]:
