@@ -125,8 +125,14 @@ def test_a_missing_secret_is_never_looked_up_and_the_kubelets_report_stalls_it(h
     assert harness.reconcile().result == "reconciled"
     assert harness.deployment() is not None  # rendered with the reference; the operator reads no Secret
     core = harness.core
-    pods = wait_for(lambda: core.list_namespaced_pod(harness.namespace).items, timeout=60, message="a pod")
-    report_config_error(harness.api, harness.namespace, pods[0], 'secret "hf-token" not found')
+    pod = wait_for(
+        lambda: next(
+            (p for p in core.list_namespaced_pod(harness.namespace).items if p.status and p.status.pod_ip), None
+        ),
+        timeout=60,
+        message="a pod running (kwok leaves it alone from then on, and would overwrite an earlier report)",
+    )
+    report_config_error(harness.api, harness.namespace, pod, 'secret "hf-token" not found')
     wait_for(lambda: harness.pods() and pod_state(harness.pods()[0]).config_error, timeout=30, message="the report")
     outcome = harness.reconcile()
     stalled = harness.condition("Stalled")
