@@ -67,13 +67,14 @@ class Harness:
         return found
 
     def cluster(self) -> Cluster:
-        """What the handlers' indexes would hold, read from the API server."""
+        """What the handlers' indexes would hold, read from the API server: their watches of children select the
+        operator's label, so an object of a child's name without it is not among them."""
         serialise = self.api.sanitize_for_serialization
         nodes = [node_from_object(serialise(node)) for node in self.core.list_node().items]  # type: ignore[no-untyped-call]
         children = {
             kind: child
             for kind, child in (("Deployment", self.deployment()), ("Service", self.service()))
-            if child is not None
+            if child is not None and (child["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGER
         }
         return Cluster(nodes=nodes, children=children, pods=self.pods())
 
@@ -89,8 +90,12 @@ class Harness:
         ours = {str(meta["uid"]) for meta in replica_sets if controller_uid(meta) == deployment_uid}
         return owned_pods(pods, deployment, self.gemma()["metadata"]["uid"], ours)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
     def reconcile(self) -> Outcome:
-        return self.controller.reconcile((self.namespace, self.name), self.gemma(), self.cluster(), self.state, [])
+        return self.controller.reconcile(self.key, self.gemma(), self.cluster(), self.state, [])
 
     def condition(self, kind: str) -> dict[str, Any]:
         conditions = (self.gemma().get("status") or {}).get("conditions") or []

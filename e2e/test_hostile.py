@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from gemma import Gemma, manifest
 from gemma_operator.api import Reason
+from gemma_operator.reconcile.kube import FIELD_MANAGER
 from gemma_operator.reconcile.state import ObjectState
 from gemma_operator.rendering import MANAGED_BY_LABEL, MANAGER, child_name
 from harness.namespaces import create_namespace, delete_namespace
@@ -84,6 +85,74 @@ def test_a_users_service_and_claim_of_the_childrens_names_are_left_alone(harness
         assert now["resourceVersion"] == before["resourceVersion"]
         assert not now.get("ownerReferences")
     assert harness.deployment() is None  # nothing is created for it
+
+
+def test_a_users_service_the_watches_cannot_see_is_found_by_the_create_and_no_deployment_runs(
+    harness: Harness,
+) -> None:
+    """Without the operator's labels the Service is not in the watches' view: the create-only apply of the
+    child is what finds the name taken, and the API server changes nothing."""
+    service_name = child_name(harness.name)
+    harness.create_object(
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": service_name}},
+        spec={"selector": {"app": "theirs"}, "ports": [{"port": 80}]},
+    )
+    before = _metadata(harness.service())
+    harness.create(SMALL)
+    assert "Service" not in harness.cluster().children
+
+    outcome = harness.reconcile()
+
+    assert (outcome.result, outcome.queue.retry) == ("stalled", True)
+    stalled = harness.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", Reason.NAME_IN_USE)
+    assert f"Service {harness.namespace}/{service_name} exists, with no controller" in stalled["message"]
+    now = _metadata(harness.service())
+    assert now["resourceVersion"] == before["resourceVersion"]
+    assert not now.get("ownerReferences")
+    assert harness.deployment() is None
+
+
+def _users_deployment(harness: Harness) -> None:
+    labels = {"app": "theirs"}
+    harness.create_object(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": child_name(harness.name)}},
+        spec={
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "theirs", "image": "example.invalid/theirs"}]},
+            },
+        },
+    )
+
+
+def test_a_users_deployment_of_the_childs_name_is_left_alone_until_it_is_gone(harness: Harness) -> None:
+    _users_deployment(harness)
+    before = harness.deployment()
+    harness.create(SMALL)
+
+    outcome = harness.reconcile()
+
+    assert outcome.result == "stalled"
+    stalled = harness.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", Reason.NAME_IN_USE)
+    assert f"Deployment {harness.namespace}/{child_name(harness.name)} exists" in stalled["message"]
+    now = harness.deployment()  # its status is the Deployment controller's to write, the rest the user's
+    assert now is not None
+    assert before is not None
+    assert (now["spec"], now["metadata"].get("ownerReferences")) == (before["spec"], None)
+    assert FIELD_MANAGER not in {entry["manager"] for entry in now["metadata"]["managedFields"]}
+    # Its Service's name was free, and the Service is the GemmaDeployment's: it selects only its pods.
+    (owner,) = _metadata(harness.service())["ownerReferences"]
+    assert owner["uid"] == harness.gemma()["metadata"]["uid"]
+
+    harness.apps.delete_namespaced_deployment(child_name(harness.name), harness.namespace)
+    wait_for(lambda: harness.deployment() is None, timeout=30, message="the user's Deployment gone")
+    assert harness.reconcile().result == "reconciled"
+    (owner,) = _metadata(harness.deployment())["ownerReferences"]
+    assert owner["uid"] == harness.gemma()["metadata"]["uid"]
 
 
 @dataclass(frozen=True)

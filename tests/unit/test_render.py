@@ -176,6 +176,19 @@ def test_pdb_only_with_more_than_one_replica() -> None:
     assert by_kind(children(SCENARIOS["31b-h100"], replicas=5)[1])["Deployment"]["spec"]["replicas"] == 5
 
 
+@pytest.mark.parametrize("replicas", [0, 1, 3])
+@pytest.mark.parametrize("monitored", [False, True])
+def test_which_children_exist_follows_the_spec_and_replicas_never_the_plan(replicas: int, monitored: bool) -> None:
+    """The reconcile relies on it: at generation 1 with no autoscaler an optional child not wanted now never was
+    (reconcile/children.py), whatever plans the nodes gave meanwhile."""
+    gd = deployment(model={"variant": "31b"}, replicas=replicas, monitoring={"serviceMonitor": monitored})
+    classes = default_accelerator_classes()
+    plans = [plan(gd, classes.model_copy(update={"default_class": name}), None) for name in classes.classes]
+    assert len({repr(each) for each in plans}) == len(plans)  # each accelerator gives another plan
+    kinds = {frozenset(child["kind"] for child in render(gd, each)) for each in plans if not isinstance(each, Refused)}
+    assert len(kinds) == 1
+
+
 def test_service_monitor_is_opt_in() -> None:
     assert "ServiceMonitor" not in by_kind(children(SCENARIOS["31b-h100"])[1])
     monitor = by_kind(children(SCENARIOS["26b-monitored"])[1])["ServiceMonitor"]

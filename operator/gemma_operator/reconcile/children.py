@@ -31,8 +31,9 @@ ATOMIC_MAPS: Final[dict[str, frozenset[tuple[str, ...]]]] = {
     "Deployment": frozenset({("spec", "template", "spec", "nodeSelector")}),
 }
 
+CONFLICT: Final = 409
 # Answers to an apply that are about the moment, not the child: the caller retries them as API errors.
-NOT_ABOUT_THE_CHILD: Final = frozenset({404, 409, 429})
+NOT_ABOUT_THE_CHILD: Final = frozenset({404, CONFLICT, 429})
 # Answers that only a different child (a spec change) can lift: not retried. Other refusals (403: a quota,
 # RBAC, a policy) may lift when the cluster changes, so they are retried with backoff.
 INVALID: Final = frozenset({400, 413, 415, 422})
@@ -89,10 +90,17 @@ def _controlled_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return controller is not None and controller.get("uid") == owner["uid"]
 
 
-def _name_in_use(foreign: Mapping[ObjectRef, Mapping[str, Any]]) -> ChildRefused:
+def _taken(live: Mapping[str, Any] | None, owner: Mapping[str, Any]) -> bool:
+    """Whether a child's name is taken by an object this GemmaDeployment does not control."""
+    return live is not None and not _controlled_by(live, owner)
+
+
+def _name_in_use(lives: Mapping[ObjectRef, Mapping[str, Any] | None], owner: Mapping[str, Any]) -> ChildRefused:
     """Children's names taken by objects this GemmaDeployment does not control: left alone, and said so."""
     taken = []
-    for ref, live in foreign.items():
+    for ref, live in lives.items():
+        if live is None or not _taken(live, owner):
+            continue
         controller = _controller(live)
         whose = (
             f"controlled by {controller.get('kind')} {ref.namespace}/{controller.get('name')}"
@@ -152,42 +160,73 @@ class Children:
         warn: Warn,
     ) -> Mapping[str, Any] | None:
         """Apply each child that is missing or drifted, delete optional children no longer wanted, and return
-        the live Deployment. Raises ChildRefused, having applied nothing, when a child's name is taken by an
-        object this GemmaDeployment does not control, and when the API server refuses a child."""
-        refs = [ObjectRef.of(manifest) for manifest in manifests]
-        lives = {ref: self._live(ref, manifest, watched) for ref, manifest in zip(refs, manifests, strict=True)}
-        foreign = {ref: live for ref, live in lives.items() if live is not None and not _controlled_by(live, owner)}
-        if foreign:
-            raise _name_in_use(foreign)
+        the live Deployment. Raises ChildRefused when the API server refuses a child, and when a child's name is
+        taken by an object this GemmaDeployment does not control: that object is left as it is, and no Deployment
+        is created (others may be, when their names were free)."""
+        # The workload last: a name found taken on the way stops the reconcile before anything runs.
+        children = sorted(((ObjectRef.of(m), m) for m in manifests), key=lambda child: child[0].kind == "Deployment")
+        unseen = [ref for ref, _ in children if self._unseen(memory, ref, watched)]
+        lives = {ref: self._live(ref, manifest, watched) for ref, manifest in children if ref not in unseen}
+        if any(_taken(live, owner) for live in lives.values()):
+            raise _name_in_use(lives | {ref: self._api.get(ref) for ref in unseen}, owner)
         live_deployment = None
-        for ref, manifest in zip(refs, manifests, strict=True):
+        for ref, manifest in children:
             memory.absent.discard(ref)
-            live = lives[ref]
+            live = self._create(memory, ref, manifest) if ref in unseen else lives[ref]
+            if _taken(live, owner):
+                later = unseen[unseen.index(ref) + 1 :]
+                raise _name_in_use({ref: live} | {ref: self._api.get(ref) for ref in later}, owner)
             if live is None or self._needs_apply(memory, ref, manifest, live):
-                try:
-                    live = self._api.apply(manifest)
-                except ApiError as error:
-                    if ref.kind == "ServiceMonitor" and error.status == 404:
-                        warn(
-                            Reason.SERVICE_MONITOR_UNAVAILABLE,
-                            "the ServiceMonitor CRD is not installed; no ServiceMonitor created",
-                        )
-                        continue
-                    raise _refused_child(error) or error from None
-                metrics.API_WRITES.labels("apply").inc()
-                version = str(live.get("metadata", {}).get("resourceVersion", ""))
-                memory.applied[ref] = (_fingerprint(manifest), version)
+                live = self._apply(memory, ref, manifest, warn)
             if ref.kind == "Deployment":
                 live_deployment = live
-        wanted_kinds = {(ref.api_version, ref.kind) for ref in refs}
+        wanted_kinds = {(ref.api_version, ref.kind) for ref, _ in children}
+        # Optional children follow the spec and the replicas alone (rendering.render). At generation 1 with no
+        # autoscaler, both are as they always were: an optional child not wanted now never was, and is not looked for.
+        only_spec = gd.metadata.generation == 1 and not gd.spec.autoscaling.enabled
         for api_version, kind in OPTIONAL_CHILDREN:
             if (api_version, kind) not in wanted_kinds:
-                self._prune(
-                    memory,
-                    ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name),
-                    owner,
-                )
+                ref = ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name)
+                if only_spec:
+                    memory.absent.add(ref)
+                else:
+                    self._prune(memory, ref, owner)
         return live_deployment
+
+    def _create(self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest) -> Mapping[str, Any]:
+        """A child no watch shows and this process never applied, created by a create-only apply: one write and
+        no read. Its name may yet be taken, by an object without the operator's labels (which the watches do not
+        see): then the API server changes nothing and answers 409, and the object is read to learn whose it is."""
+        try:
+            return self._write(memory, ref, manifest, create_only=True)
+        except ApiError as error:
+            if error.status != CONFLICT:
+                raise _refused_child(error) or error from None
+            existing = self._api.get(ref)
+            if existing is None:
+                raise  # gone again: retried, create-only again
+            return existing
+
+    def _apply(self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest, warn: Warn) -> Mapping[str, Any] | None:
+        try:
+            return self._write(memory, ref, manifest)
+        except ApiError as error:
+            if ref.kind == "ServiceMonitor" and error.status == 404:
+                warn(
+                    Reason.SERVICE_MONITOR_UNAVAILABLE,
+                    "the ServiceMonitor CRD is not installed; no ServiceMonitor created",
+                )
+                return None
+            raise _refused_child(error) or error from None
+
+    def _write(
+        self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest, *, create_only: bool = False
+    ) -> Mapping[str, Any]:
+        live = self._api.apply(manifest, create_only=create_only)
+        metrics.API_WRITES.labels("apply").inc()
+        version = str(live.get("metadata", {}).get("resourceVersion", ""))
+        memory.applied[ref] = (_fingerprint(manifest), version)
+        return live
 
     def _prune(self, memory: ChildMemory, ref: ObjectRef, owner: Mapping[str, Any]) -> None:
         if ref in memory.absent:
@@ -198,13 +237,18 @@ class Children:
             metrics.API_WRITES.labels("delete").inc()
         memory.absent.add(ref)
 
+    @staticmethod
+    def _unseen(memory: ChildMemory, ref: ObjectRef, watched: Mapping[str, Mapping[str, Any]]) -> bool:
+        """A child of a watched kind that the watches do not show and this process has not applied."""
+        return ref.kind in WATCHED_KINDS and ref.kind not in watched and ref not in memory.applied
+
     def _live(
         self, ref: ObjectRef, manifest: Manifest, watched: Mapping[str, Mapping[str, Any]]
     ) -> Mapping[str, Any] | None:
-        """The child as the watches saw it; a GET when that looks missing or drifted.
+        """The child as the watches saw it; a GET when that looks missing or drifted, and for kinds not watched.
 
-        The watches see only objects with the operator's labels, and can lag behind our own apply: a child
-        they do not show may yet exist (a user's, or the one just applied), so the API server is asked.
+        The watches can lag behind our own apply: a child applied already that they do not show yet is asked
+        of the API server, so that a lagging watch costs a read, not a write.
         """
         live = watched.get(ref.kind) if ref.kind in WATCHED_KINDS else None
         if live is not None and not _drifted(manifest, live):

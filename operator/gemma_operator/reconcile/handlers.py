@@ -18,6 +18,10 @@ from gemma_operator.reconcile.state import Key
 from gemma_operator.rendering import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, child_name, label_value
 
 MANAGED: Final = {MANAGED_BY_LABEL: MANAGER}
+# Kinds watched only for the operator's own objects: their watches select the label on the API server, so that
+# the cluster's other Deployments, ReplicaSets (ten per Deployment's history), Services and budgets are neither
+# sent nor decoded. Pods are not among them: the GPUs held per node count every pod.
+MANAGED_ONLY: Final = (("apps", "deployments"), ("apps", "replicasets"), "services", ("policy", "poddisruptionbudgets"))
 log = logging.getLogger("gemma_operator")
 BATCH_WINDOW_SECONDS: Final = 0.5
 # Events of one GemmaDeployment's children and pods within this window make one reconcile of it.
@@ -59,6 +63,8 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.connect_timeout = 30
     # Bursts of events on one object (a pod being scheduled, started, made ready) are handled once.
     settings.batching.batch_window = BATCH_WINDOW_SECONDS
+    for resource in MANAGED_ONLY:
+        settings.watching.label_selectors[resource] = f"{MANAGED_BY_LABEL}={MANAGER}"
 
 
 # --- indexes: the cluster as the reconciles see it, kept current by watches -------------------

@@ -15,6 +15,10 @@ from gemma_operator.api import API_VERSION, KIND, PLURAL
 
 FIELD_MANAGER: Final = "gemma-operator"
 NOT_FOUND: Final = 404
+# The resourceVersion of no stored object: a resourceVersion is the etcd revision of the object's last write,
+# and etcd's first write is revision 2 (an empty store is at revision 1: etcd v3.6 server/storage/mvcc/
+# kvstore.go, NewStore's currentRev; a write's is currentRev + 1).
+NO_STORED_VERSION: Final = "1"
 MAX_EVENT_MESSAGE: Final = 1024
 MAX_ERROR_MESSAGE: Final = 500
 
@@ -119,8 +123,16 @@ class KubeApi:
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         return self._call("get", "GET", ref)
 
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply as the operator's field manager, taking ownership of conflicting fields."""
+    def apply(self, manifest: Mapping[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+        """Server-side apply as the operator's field manager, taking ownership of conflicting fields.
+
+        `create_only`: an object of that name that already exists, whoever made it, is left as it is and the API
+        server answers 409. A resourceVersion in an apply is a precondition on an existing object and is not
+        stored on a new one; NO_STORED_VERSION is that of no object. (A uid precondition cannot do this: the API
+        server refuses one in an apply that creates, "uid mismatch ... no existing object was found".)
+        """
+        if create_only:
+            manifest = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": NO_STORED_VERSION}}
         ref = ObjectRef.of(manifest)
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         result = self._call(
