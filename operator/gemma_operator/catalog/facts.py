@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -30,20 +31,18 @@ class Attention(Fact):
     kv_shared_layers: int = Field(ge=0)
     last_layer_global: bool = False
 
-    def _count(self, layers: range) -> tuple[int, int]:
-        """(sliding, global) counts among `layers` (1-based): layer i is global when i is a multiple of
-        globalEvery, or when it is the last layer of a model whose last layer is global."""
-        global_layers = sum(1 for i in layers if self.is_global(i))
-        return len(layers) - global_layers, global_layers
+    def _count(self, first: int, last: int) -> tuple[int, int]:
+        """(sliding, global) counts among layers first..last (1-based)."""
+        return _layer_counts(first, last, self.layers, self.global_every, self.last_layer_global)
 
     def cache_owning_layers(self) -> tuple[int, int]:
         """(sliding, global) counts of the layers that hold a KV cache of their own: all but the last
         kvSharedLayers, which reuse an earlier layer's cache."""
-        return self._count(range(1, self.layers - self.kv_shared_layers + 1))
+        return self._count(1, self.layers - self.kv_shared_layers)
 
     def is_global(self, layer: int) -> bool:
         """Whether layer `layer` (1-based) is a global-attention layer."""
-        return layer % self.global_every == 0 or (self.last_layer_global and layer == self.layers)
+        return _is_global(layer, self.layers, self.global_every, self.last_layer_global)
 
     def owns_cache(self, layer: int) -> bool:
         """Whether layer `layer` (1-based) has K/V of its own (the last kvSharedLayers reuse an earlier one's)."""
@@ -51,11 +50,25 @@ class Attention(Fact):
 
     def kv_shared_layer_counts(self) -> tuple[int, int]:
         """(sliding, global) counts of the last kvSharedLayers layers."""
-        return self._count(range(self.layers - self.kv_shared_layers + 1, self.layers + 1))
+        return self._count(self.layers - self.kv_shared_layers + 1, self.layers)
 
     def head_counts(self) -> tuple[int, ...]:
         """Every head count a tensor-parallel degree must divide."""
         return (self.attention_heads, self.sliding.kv_heads, self.global_.kv_heads)
+
+
+# Cached: every size the planner tries asks again, and a count walks every layer.
+@cache
+def _layer_counts(first: int, last: int, layers: int, global_every: int, last_layer_global: bool) -> tuple[int, int]:
+    """(sliding, global) counts among layers first..last (1-based)."""
+    global_layers = sum(1 for i in range(first, last + 1) if _is_global(i, layers, global_every, last_layer_global))
+    return last - first + 1 - global_layers, global_layers
+
+
+def _is_global(layer: int, layers: int, global_every: int, last_layer_global: bool) -> bool:
+    """Layer `layer` (1-based) is global when it is a multiple of globalEvery, or when it is the last layer of a
+    model whose last layer is global."""
+    return layer % global_every == 0 or (last_layer_global and layer == layers)
 
 
 class Repositories(Fact):

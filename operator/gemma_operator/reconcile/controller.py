@@ -18,7 +18,7 @@ from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Scaling, roll
 from gemma_operator.reconcile.kube import ApiError, KubeApi
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
 from gemma_operator.reconcile.queue import DONE, RETRY, Result
-from gemma_operator.reconcile.state import Key, ObjectState
+from gemma_operator.reconcile.state import Key, ObjectState, Planned
 from gemma_operator.reconcile.status import StatusWriter, previous_status
 from gemma_operator.reconcile.verification import SmokeOutcome, SmokeRequest, Verdict, adopt, record, verify
 from gemma_operator.rendering import Identity, endpoint
@@ -57,6 +57,16 @@ class Outcome:
     autoscaling: bool = False
 
 
+def planned(
+    known: Planned | None, gd: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo]
+) -> Planned:
+    """The known plan while the spec and the node inventory are those it was made from, else a new one."""
+    inventory = tuple(nodes)
+    if known is not None and known.spec == gd.spec and known.nodes == inventory:
+        return known
+    return Planned(gd.spec, inventory, plan(gd, classes, inventory or None))
+
+
 class Controller:
     def __init__(self, api: KubeApi, classes: AcceleratorClasses, clock: Clock) -> None:
         self.classes = classes
@@ -88,7 +98,8 @@ class Controller:
         generation = int(body["metadata"].get("generation", 0))
         try:
             gd = parse_deployment(body)
-            result = plan(gd, self.classes, cluster.nodes or None)
+            state.planned = planned(state.planned, gd, self.classes, cluster.nodes)
+            result = state.planned.result
         except InvalidSpec as error:
             refused = Refused.because(Reason.INVALID_SPEC, str(error))
             return self._refuse(key, body, state, Observed(generation, 0), refused)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gemma_operator.api import GemmaDeploymentSpec
 from gemma_operator.autoscaling.state import AutoscalerState
+from gemma_operator.planning import NodeInfo, PlanResult
 from gemma_operator.reconcile.children import ChildMemory
 from gemma_operator.reconcile.conditions import Scaling
 from gemma_operator.reconcile.status import StatusMemory
@@ -14,11 +16,23 @@ from gemma_operator.reconcile.verification import VerificationMemory
 Key = tuple[str, str]
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A plan and what it was made from: planning reads the spec and the node inventory only."""
+
+    spec: GemmaDeploymentSpec
+    nodes: tuple[NodeInfo, ...]
+    result: PlanResult
+
+
 @dataclass
 class ObjectState:
     # The (uid, generation) last reconciled: an event of the object that changes neither (our own status
     # writes) needs no reconcile.
     handled: tuple[str, int] | None = None
+    # Reused while spec and nodes are unchanged: most reconciles follow a pod or Deployment event, which changes
+    # neither, and planning is most of a reconcile's CPU.
+    planned: Planned | None = None
     status: StatusMemory = field(default_factory=StatusMemory)
     children: ChildMemory = field(default_factory=ChildMemory)
     verification: VerificationMemory = field(default_factory=VerificationMemory)
