@@ -23,7 +23,6 @@ MANAGED: Final = {MANAGED_BY_LABEL: MANAGER}
 # sent nor decoded. Pods are not among them: the GPUs held per node count every pod.
 MANAGED_ONLY: Final = (("apps", "deployments"), ("apps", "replicasets"), "services", ("policy", "poddisruptionbudgets"))
 log = logging.getLogger("gemma_operator")
-BATCH_WINDOW_SECONDS: Final = 0.5
 # Events of one GemmaDeployment's children and pods within this window make one reconcile of it.
 REFRESH_DELAY_SECONDS: Final = 0.5
 INDEXES: Final = (
@@ -61,8 +60,6 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
-    # Bursts of events on one object (a pod being scheduled, started, made ready) are handled once.
-    settings.batching.batch_window = BATCH_WINDOW_SECONDS
     for resource in MANAGED_ONLY:
         settings.watching.label_selectors[resource] = f"{MANAGED_BY_LABEL}={MANAGER}"
 
