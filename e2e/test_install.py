@@ -45,11 +45,26 @@ NAMESPACED_NEEDS = [
     *((verb, GEMMA) for verb in ("get", "list", "watch", "patch")),
     ("patch", f"{GEMMA}/status"),
     ("update", f"{GEMMA}/finalizers"),
-    *((verb, "deployments.apps") for verb in ("get", "list", "watch", "create", "patch")),
-    *((verb, "services") for verb in ("get", "list", "watch", "create", "patch")),
+    *((verb, "deployments.apps") for verb in ("get", "list", "watch", "create", "patch", "delete")),
+    *((verb, "services") for verb in ("get", "list", "watch", "create", "patch", "delete")),
     *((verb, "poddisruptionbudgets.policy") for verb in ("get", "list", "watch", "create", "patch", "delete")),
     *((verb, "servicemonitors.monitoring.coreos.com") for verb in ("get", "create", "patch", "delete")),
     *((verb, "persistentvolumeclaims") for verb in ("get", "create", "patch")),
+    # spec.routing.inferencePool: the pool, the endpoint picker's objects, and what its Role grants.
+    *((verb, "inferencepools.inference.networking.k8s.io") for verb in ("get", "list", "watch", "create", "patch")),
+    ("delete", "inferencepools.inference.networking.k8s.io"),
+    *((verb, kind) for kind in ("serviceaccounts", "configmaps") for verb in ("get", "create", "patch", "delete")),
+    *(
+        (verb, f"{kind}.rbac.authorization.k8s.io")
+        for kind in ("roles", "rolebindings")
+        for verb in ("get", "create", "patch", "delete")
+    ),
+    *(
+        (verb, f"{kind}.inference.networking.x-k8s.io")
+        for kind in ("inferenceobjectives", "inferencemodelrewrites")
+        for verb in ("get", "list", "watch")
+    ),
+    ("get", "pods"),
     ("list", "pods"),
     ("watch", "pods"),
     ("list", "replicasets.apps"),
@@ -68,7 +83,7 @@ NEVER = [
     ("patch", "nodes"),
     ("get", "nodes/proxy"),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
-    ("create", "rolebindings.rbac.authorization.k8s.io"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("bind", "clusterroles.rbac.authorization.k8s.io"),
     ("escalate", "roles.rbac.authorization.k8s.io"),
@@ -88,7 +103,7 @@ NEVER = [
     ("create", "secrets"),
     ("delete", GEMMA),
     ("update", "deployments.apps"),
-    ("delete", "deployments.apps"),
+    ("update", "roles.rbac.authorization.k8s.io"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
     ("create", "serviceaccounts/token"),

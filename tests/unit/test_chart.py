@@ -37,11 +37,32 @@ NAMESPACED_GRANTS = {
     *(("serving.gemma.dev", "gemmadeployments", verb) for verb in ("get", "list", "watch", "patch")),
     ("serving.gemma.dev", "gemmadeployments/status", "patch"),
     ("serving.gemma.dev", "gemmadeployments/finalizers", "update"),
-    *(("apps", "deployments", verb) for verb in ("get", "list", "watch", "create", "patch")),
-    *(("", "services", verb) for verb in ("get", "list", "watch", "create", "patch")),
+    *(("apps", "deployments", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")),
+    *(("", "services", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")),
     *(("policy", "poddisruptionbudgets", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")),
     *(("monitoring.coreos.com", "servicemonitors", verb) for verb in ("get", "create", "patch", "delete")),
     *(("", "persistentvolumeclaims", verb) for verb in ("get", "create", "patch")),
+    # spec.routing.inferencePool: the pool and its endpoint picker, and what the picker's Role grants.
+    *(
+        ("inference.networking.k8s.io", "inferencepools", verb)
+        for verb in ("get", "list", "watch", "create", "patch", "delete")
+    ),
+    *(
+        ("", resource, verb)
+        for resource in ("serviceaccounts", "configmaps")
+        for verb in ("get", "create", "patch", "delete")
+    ),
+    *(
+        ("rbac.authorization.k8s.io", resource, verb)
+        for resource in ("roles", "rolebindings")
+        for verb in ("get", "create", "patch", "delete")
+    ),
+    *(
+        ("inference.networking.x-k8s.io", resource, verb)
+        for resource in ("inferenceobjectives", "inferencemodelrewrites")
+        for verb in ("get", "list", "watch")
+    ),
+    ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "watch"),
     ("apps", "replicasets", "list"),
@@ -180,7 +201,8 @@ def test_no_role_can_escalate_or_touch_secrets(name: str) -> None:
             assert verb not in ("escalate", "bind", "impersonate", "deletecollection", "update") or (
                 resource == "gemmadeployments/finalizers"
             )
-            assert group != "rbac.authorization.k8s.io"
+            # RBAC only as the endpoint picker's namespaced Role and RoleBinding; never cluster-wide ones.
+            assert group != "rbac.authorization.k8s.io" or resource in ("roles", "rolebindings")
             # The operator never reads a Secret, not even its metadata (docs/security.md).
             assert resource != "secrets", (role["metadata"]["name"], verb)
             assert resource not in ("pods/exec", "pods/attach", "pods/portforward", "nodes/proxy", "namespaces") or (

@@ -62,13 +62,14 @@ watched namespace otherwise.
   resources: [gemmadeployments/finalizers]
   verbs: [update]
 # Children are written by server-side apply: patch, and create for an object that is new.
-# Deployments and Services are removed by the garbage collector, never by the operator.
+# The serving Deployment and Service are removed by the garbage collector; delete is for the endpoint
+# picker's, when spec.routing.inferencePool is turned off.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # A PodDisruptionBudget exists only with more than one replica: deleted when scaled back to one.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
@@ -77,14 +78,31 @@ watched namespace otherwise.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [get, create, patch, delete]
+# spec.routing.inferencePool: the InferencePool and its endpoint picker's ServiceAccount, Role, RoleBinding and
+# configuration, deleted when turned off. The operator holds every permission the picker's Role grants (the read
+# rules below and on pods), so the API server lets it create that Role and bind it without escalate or bind.
+- apiGroups: [inference.networking.k8s.io]
+  resources: [inferencepools]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [serviceaccounts, configmaps]
+  verbs: [get, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch, delete]
+# Granted to the picker, which reads them where their CRDs exist; the operator itself never does.
+- apiGroups: [inference.networking.x-k8s.io]
+  resources: [inferenceobjectives, inferencemodelrewrites]
+  verbs: [get, list, watch]
 # The weight cache claim (spec.serving.cache.size).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
 # Serving pods for status and smoke checks, and every pod's GPU requests for the free-GPU hint.
+# get: the endpoint picker's Role grants it, so the operator must hold it.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 # The Deployments' ReplicaSets: a serving pod counts only if one of them is its controller (by uid).
 - apiGroups: [apps]
   resources: [replicasets]

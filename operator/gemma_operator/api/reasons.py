@@ -18,6 +18,7 @@ class Reason(StrEnum):
     NAME_IN_USE = "NameInUse"
     INVALID_CHILD = "InvalidChild"
     OWNED_FLAG = "OwnedFlag"
+    INFERENCE_POOL_UNAVAILABLE = "InferencePoolUnavailable"
     # Rollout progress (Ready, Reconciling, Available, Scheduled).
     READY = "Ready"
     ROLLING_OUT = "RollingOut"

@@ -627,6 +627,17 @@ class MonitoringSpec(ApiModel):
     )
 
 
+class RoutingSpec(ApiModel):
+    """Model-aware routing through the Gateway API Inference Extension (docs/routing.md)."""
+
+    inference_pool: bool = Field(
+        default=False,
+        description="Also create an InferencePool (inference.networking.k8s.io/v1) of the serving pods and its "
+        "endpoint picker (Deployment, Service, ServiceAccount, Role, RoleBinding, ConfigMap), for a Gateway's "
+        "HTTPRoute to send requests to. vLLM only: the picker reads vLLM's metrics. Needs the InferencePool CRD.",
+    )
+
+
 class GemmaDeploymentSpec(ApiModel):
     """Desired state of a GemmaDeployment."""
 
@@ -657,6 +668,9 @@ class GemmaDeploymentSpec(ApiModel):
     )
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="The built-in autoscaler.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus integration.")
+    routing: RoutingSpec = Field(
+        default_factory=RoutingSpec, description="Gateway API Inference Extension routing (default off)."
+    )
     adapters: list[AdapterSpec] = Field(
         default_factory=list,
         max_length=MAX_ADAPTERS,

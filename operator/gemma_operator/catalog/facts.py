@@ -317,6 +317,29 @@ class RuntimeFacts(Fact):
         return any(entry.hardware == hardware and entry.auto for entry in self.serves.get(family, ()))
 
 
+class PickerPorts(Fact):
+    grpc: int = Field(gt=0, lt=65536)
+    grpc_health: int = Field(gt=0, lt=65536)
+    metrics: int = Field(gt=0, lt=65536)
+
+
+class EndpointPicker(Fact):
+    """The Gateway API Inference Extension's InferencePool API and endpoint picker (endpoint_picker.yaml)."""
+
+    pool_api_version: str
+    pool_crd_module: str
+    pool_crd_version: str
+    picker_module: str
+    picker_version: str
+    image: str
+    ports: PickerPorts
+    resources: dict[str, dict[str, str]]
+    verbosity: int = Field(ge=0)
+    run_as_user: int = Field(gt=0)
+    # Runtime -> the picker's name for the engine whose metrics it reads.
+    engines: dict[Runtime, str]
+
+
 class AcceleratorClass(Fact):
     name: str
     product: str = Field(min_length=1)

@@ -12,7 +12,14 @@ import yaml
 from pydantic import ValidationError
 
 from gemma_operator.api import Family, InvalidSpec, Runtime
-from gemma_operator.catalog.facts import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, WeightStorage
+from gemma_operator.catalog.facts import (
+    AcceleratorClass,
+    AcceleratorClasses,
+    EndpointPicker,
+    RuntimeFacts,
+    Variant,
+    WeightStorage,
+)
 
 
 class CatalogError(ValueError):
@@ -72,6 +79,12 @@ def runtimes() -> Mapping[Runtime, RuntimeFacts]:
     return {
         Runtime(name): RuntimeFacts.model_validate({"name": name, **facts}) for name, facts in data["runtimes"].items()
     }
+
+
+@cache
+def endpoint_picker() -> EndpointPicker:
+    """The InferencePool API and the endpoint picker the operator renders for spec.routing.inferencePool."""
+    return EndpointPicker.model_validate(_packaged("endpoint_picker.yaml"))
 
 
 @cache

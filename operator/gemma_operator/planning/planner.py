@@ -21,7 +21,7 @@ from gemma_operator.api import (
     SpeculativeMethod,
     Target,
 )
-from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, lookup
+from gemma_operator.catalog import AcceleratorClass, AcceleratorClasses, RuntimeFacts, Variant, endpoint_picker, lookup
 from gemma_operator.planning import modalities as served_modalities
 from gemma_operator.planning import speculative
 from gemma_operator.planning.choices import (
@@ -180,6 +180,20 @@ def _loaded(asked: Asked, runtime: RuntimeFacts, sizer: Sizer, precision: Precis
     return _Loaded(sizer, modalities, stored, assistant_bytes(variant) if mtp else 0.0)
 
 
+def _unroutable(deployment: GemmaDeployment, runtime: RuntimeFacts) -> Refused | None:
+    """spec.routing.inferencePool on a runtime whose metrics the endpoint picker cannot read."""
+    picker = endpoint_picker()
+    if not deployment.spec.routing.inference_pool or runtime.name in picker.engines:
+        return None
+    readable = ", ".join(engine.value for engine in picker.engines)
+    return Refused.because(
+        Reason.UNSATISFIABLE,
+        f"routing.inferencePool needs a runtime whose metrics the endpoint picker "
+        f"(gateway-api-inference-extension {picker.picker_version}) reads: {readable}; it reads no "
+        f"{runtime.name.value} metrics; choose serving.runtime vllm or turn routing.inferencePool off",
+    )
+
+
 def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     """The plan on one runtime."""
     spec, variant, target, accelerator = asked.deployment.spec, asked.variant, asked.target, asked.accelerator
@@ -195,7 +209,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     )
     if owned:
         return Refused.because(Reason.OWNED_FLAG, owned)
-    model_id = _model_id(asked.deployment, variant, runtime)
+    model_id = _unroutable(asked.deployment, runtime) or _model_id(asked.deployment, variant, runtime)
     if isinstance(model_id, Refused):
         return model_id
     image = runtime.images[target]

@@ -15,14 +15,10 @@ from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.diffing import drifted
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.packing import pack, unpack
-from gemma_operator.rendering import Identity, render
+from gemma_operator.rendering import Identity, optional_children, render
 
-# Children that exist only for some specs; the others (Deployment, Service) always do.
-OPTIONAL_CHILDREN: Final[tuple[tuple[str, str], ...]] = (
-    ("policy/v1", "PodDisruptionBudget"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-)
-# Children whose live state reconciles take from the watches (the handlers' indexes), not from a GET.
+# Children whose live state reconciles take from the watches (the handlers' indexes), not from a GET: the serving
+# Deployment and Service, named like the GemmaDeployment's children (the endpoint picker's are not indexed).
 WATCHED_KINDS: Final = frozenset({"Deployment", "Service"})
 # Maps the API schema declares atomic (x-kubernetes-map-type: atomic): an apply replaces them whole, so a
 # key added by someone else is drift to revert, not a field to leave alone.
@@ -122,6 +118,14 @@ def _refused_child(error: ApiError) -> ChildRefused | None:
     return ChildRefused(Refused.because(Reason.INVALID_CHILD, message), transient=transient)
 
 
+def _no_inference_pool_crd(ref: ObjectRef) -> ChildRefused:
+    message = (
+        f"spec.routing.inferencePool: the API server does not serve {ref.api_version} InferencePools; install the "
+        "InferencePool CRD of the Gateway API Inference Extension (docs/routing.md), or turn routing.inferencePool off"
+    )
+    return ChildRefused(Refused.because(Reason.INFERENCE_POOL_UNAVAILABLE, message), transient=True)
+
+
 def _drifted(manifest: Manifest, live: Mapping[str, Any]) -> bool:
     return drifted(manifest, live, ATOMIC_MAPS.get(manifest["kind"], frozenset()))
 
@@ -178,19 +182,23 @@ class Children:
                 raise _name_in_use({ref: live} | {ref: self._api.get(ref) for ref in later}, owner)
             if live is None or self._needs_apply(memory, ref, manifest, live):
                 live = self._apply(memory, ref, manifest, warn)
-            if ref.kind == "Deployment":
+            if ref.kind == "Deployment" and ref.name == Identity.of(gd).name:
                 live_deployment = live
-        wanted_kinds = {(ref.api_version, ref.kind) for ref, _ in children}
+        wanted = {ref for ref, _ in children}
+        namespace = gd.metadata.namespace
         # Optional children follow the spec and the replicas alone (rendering.render). At generation 1 with no
         # autoscaler, both are as they always were: an optional child not wanted now never was, and is not looked for.
         only_spec = gd.metadata.generation == 1 and not gd.spec.autoscaling.enabled
-        for api_version, kind in OPTIONAL_CHILDREN:
-            if (api_version, kind) not in wanted_kinds:
-                ref = ObjectRef(api_version, kind, gd.metadata.namespace, Identity.of(gd).name)
-                if only_spec:
-                    memory.absent.add(ref)
-                else:
-                    self._prune(memory, ref, owner)
+        for group in optional_children(gd):
+            unwanted = [
+                ref
+                for ref in (ObjectRef(api_version, kind, namespace, name) for api_version, kind, name in group)
+                if ref not in wanted
+            ]
+            if only_spec:
+                memory.absent.update(unwanted)
+            else:
+                self._prune(memory, unwanted, owner)
         return live_deployment
 
     def _create(self, memory: ChildMemory, ref: ObjectRef, manifest: Manifest) -> Mapping[str, Any]:
@@ -211,6 +219,8 @@ class Children:
         try:
             return self._write(memory, ref, manifest)
         except ApiError as error:
+            if ref.kind == "InferencePool" and error.status == 404:
+                raise _no_inference_pool_crd(ref) from None
             if ref.kind == "ServiceMonitor" and error.status == 404:
                 warn(
                     Reason.SERVICE_MONITOR_UNAVAILABLE,
@@ -228,14 +238,23 @@ class Children:
         memory.applied[ref] = (_fingerprint(manifest), version)
         return live
 
-    def _prune(self, memory: ChildMemory, ref: ObjectRef, owner: Mapping[str, Any]) -> None:
-        if ref in memory.absent:
-            return  # only this operator creates them, and it has not since it last looked
-        existing = self._api.get(ref)
-        if existing is not None and _controlled_by(existing, owner):
-            self._api.delete(ref)
-            metrics.API_WRITES.labels("delete").inc()
-        memory.absent.add(ref)
+    def _prune(self, memory: ChildMemory, group: list[ObjectRef], owner: Mapping[str, Any]) -> None:
+        """Delete the unwanted children of one optional group that this GemmaDeployment controls.
+
+        Only this operator creates them, in the group's order: once the first is known absent, so are the rest,
+        and no reconcile GETs them again until the group is applied.
+        """
+        for position, ref in enumerate(group):
+            if ref in memory.absent:
+                continue  # absent since this process last looked, and not applied since
+            existing = self._api.get(ref)
+            if existing is not None and _controlled_by(existing, owner):
+                self._api.delete(ref)
+                metrics.API_WRITES.labels("delete").inc()
+            elif existing is None and position == 0:
+                memory.absent.update(group)
+                return
+            memory.absent.add(ref)
 
     @staticmethod
     def _unseen(memory: ChildMemory, ref: ObjectRef, watched: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -251,7 +270,7 @@ class Children:
         of the API server, so that a lagging watch costs a read, not a write.
         """
         live = watched.get(ref.kind) if ref.kind in WATCHED_KINDS else None
-        if live is not None and not _drifted(manifest, live):
+        if live is not None and live.get("metadata", {}).get("name") == ref.name and not _drifted(manifest, live):
             return live
         return self._api.get(ref)
 

@@ -3,10 +3,12 @@
 from gemma_operator.rendering.claim import cache_claim_name
 from gemma_operator.rendering.identity import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, RUNTIME_LABEL, Identity
 from gemma_operator.rendering.names import child_name, label_value
-from gemma_operator.rendering.render import render
+from gemma_operator.rendering.render import optional_children, render
+from gemma_operator.rendering.routing import ChildRef
 from gemma_operator.rendering.service import endpoint
 
 __all__ = [
+    "ChildRef",
     "INSTANCE_LABEL",
     "MANAGED_BY_LABEL",
     "MANAGER",
@@ -16,5 +18,6 @@ __all__ = [
     "child_name",
     "endpoint",
     "label_value",
+    "optional_children",
     "render",
 ]

@@ -16,6 +16,7 @@ from gemma_operator.rendering.container import (
 from gemma_operator.rendering.identity import RUNTIME_LABEL, Identity, Manifest
 
 SHARED_MEMORY = "16Gi"
+TERMINATION_GRACE_SECONDS = 60
 
 
 def deployment(identity: Identity, gd: GemmaDeployment, plan: Plan, facts: RuntimeFacts, replicas: int) -> Manifest:
@@ -53,7 +54,7 @@ def _pod_spec(gd: GemmaDeployment, plan: Plan, facts: RuntimeFacts) -> Manifest:
         # A Service named like the runtime (say "vllm") would otherwise inject VLLM_PORT,
         # which vLLM reads as its own setting.
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         # The runtime has no use for the API server: no token in the pod.
         "automountServiceAccountToken": False,
         "securityContext": _pod_security(gd.spec.serving.security_context),

@@ -11,6 +11,7 @@ from gemma_operator.rendering.deployment import deployment
 from gemma_operator.rendering.disruption import pod_disruption_budget
 from gemma_operator.rendering.identity import Identity, Manifest
 from gemma_operator.rendering.monitor import service_monitor
+from gemma_operator.rendering.routing import ChildRef, routing_children, routing_refs
 from gemma_operator.rendering.service import service
 
 
@@ -26,4 +27,18 @@ def render(gd: GemmaDeployment, plan: Plan, replicas: int | None = None) -> list
         children.append(pod_disruption_budget(identity))
     if gd.spec.monitoring.service_monitor:
         children.append(service_monitor(identity))
+    if gd.spec.routing.inference_pool:
+        children += routing_children(identity, gd, plan.runtime.name, facts.port)
     return children
+
+
+def optional_children(gd: GemmaDeployment) -> tuple[tuple[ChildRef, ...], ...]:
+    """Every child that only some specs have, in groups rendered together and in order: a child not rendered is
+    deleted. A group's later children are never created before its first, so the first one's absence stands for
+    the whole group's."""
+    name = Identity.of(gd).name
+    return (
+        (("policy/v1", "PodDisruptionBudget", name),),
+        (("monitoring.coreos.com/v1", "ServiceMonitor", name),),
+        routing_refs(gd),
+    )
