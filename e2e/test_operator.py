@@ -431,3 +431,6 @@ def test_operator_metrics(gemma: Gemma, operator: OperatorProcess) -> None:
     assert "gemma_operator_reconcile_duration_seconds" in families
     census = families["gemma_operator_gemmadeployments"].samples
     assert any(s.labels == {"variant": "e2b", "runtime": "llamacpp", "target": "cpu", "ready": "True"} for s in census)
+    # The dashboard's replicas panel: wanted and ready, per GemmaDeployment.
+    for family in ("gemma_operator_gemmadeployment_replicas", "gemma_operator_gemmadeployment_ready_replicas"):
+        assert [s.value for s in families[family].samples if s.labels["name"] == "counted"] == [1], family

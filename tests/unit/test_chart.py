@@ -25,7 +25,14 @@ PEERING_API = ["--api-versions", "kopf.dev/v1"]
 VALUE_SETS: dict[str, tuple[dict[str, str], list[str]]] = {
     "defaults": ({}, []),
     "namespaced": ({"watchNamespaces": "{ml,research}"}, []),
-    "monitoring": ({"metrics.serviceMonitor.enabled": "true", "servingMetrics.podMonitor.enabled": "true"}, []),
+    "monitoring": (
+        {
+            "metrics.serviceMonitor.enabled": "true",
+            "servingMetrics.podMonitor.enabled": "true",
+            "dashboard.enabled": "true",
+        },
+        [],
+    ),
     "peering": ({"peering.enabled": "true"}, PEERING_API),
     "namespaced-peering": ({"peering.enabled": "true", "watchNamespaces": "{ml}"}, PEERING_API),
     "own-rbac": ({"rbac.create": "false", "serviceAccount.create": "false", "serviceAccount.name": "ops"}, []),
@@ -272,6 +279,10 @@ def test_monitors_select_what_they_should() -> None:
         ports = {port["name"] for c in template["spec"]["containers"] for port in c["ports"]}
         assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
         assert set(pod_monitor["spec"]["podTargetLabels"]) <= set(template["metadata"]["labels"])
+        # A GemmaDeployment's own ServiceMonitor copies the same pod labels, so dashboards read either alike.
+        own = render_children(deployment(**spec, monitoring={"serviceMonitor": True}), fitted(gd))
+        service_monitor_of_gd = next(m for m in own if m["kind"] == "ServiceMonitor")
+        assert service_monitor_of_gd["spec"]["podTargetLabels"] == pod_monitor["spec"]["podTargetLabels"]
 
     scoped = render({"servingMetrics.podMonitor.enabled": "true", "watchNamespaces": "{ml}"})
     assert find(scoped, "PodMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
@@ -288,6 +299,9 @@ def test_monitors_select_what_they_should() -> None:
         (["--set", "logFormat=xml"], "/logFormat"),
         (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
         (["--set", "image.digest=latest"], "/image/digest"),
+        (["--set", "dashboard.labelValue=not a label"], "/dashboard/labelValue"),
+        (["--set", "dashboard.label=two words"], "/dashboard/label"),
+        (["--set", "dashboard.namespace=Monitoring"], "/dashboard/namespace"),
     ],
 )
 def test_values_schema_rejects_mistakes(flags: list[str], complaint: str) -> None:

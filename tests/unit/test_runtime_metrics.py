@@ -12,7 +12,13 @@ import pytest
 from gemma_docgen.runtime_options import metrics
 from gemma_operator.api import Runtime
 from gemma_operator.catalog import runtimes
-from gemma_operator.catalog.versions.metric_names import MetricKind, metric_table
+from gemma_operator.catalog.versions.metric_names import (
+    EXPOSITIONS,
+    Exposition,
+    MetricKind,
+    exposed_series,
+    metric_table,
+)
 from gemma_operator.catalog.versions.options import image_version
 
 
@@ -43,6 +49,8 @@ def test_the_autoscaler_reads_gauges_the_runtime_registers(runtime: Runtime) -> 
         assert table.metrics.get(names.running) is MetricKind.GAUGE, (version, names.running)
         assert all(name.startswith(names.prefix) for name in table.metrics), (version, names.prefix)
 
+
+BUCKETED = ("bucket", "sum", "count")
 
 LLAMACPP_TASK = """
 std::string server_task_result_metrics::to_metrics() {
@@ -93,3 +101,59 @@ def test_the_vllm_and_tgi_readers_take_each_registration_and_refuse_two_kinds() 
         metrics.tgi_metrics(sources)
     with pytest.raises(metrics.ShapeChanged, match="no metric found"):
         metrics.tgi_metrics(dict.fromkeys(metrics.TGI_FILES, ""))
+
+
+TGI_SERVER = """
+    metrics::histogram!("tgi_request_duration").record(1.0);
+    metrics::histogram!("tgi_request_input_length").record(1.0);
+    metrics::histogram!("tgi_request_skipped_tokens").record(1.0);
+    let duration_matcher = Matcher::Suffix(String::from("duration"));
+    let input_length_matcher = Matcher::Full(String::from("tgi_request_input_length"));
+    // let skipped_matcher = Matcher::Full(String::from("tgi_request_skipped_tokens"));
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(duration_matcher, &duration_buckets)
+        .unwrap()
+        .set_buckets_for_metric(input_length_matcher, &input_length_buckets)
+        .unwrap();
+    // .set_buckets_for_metric(skipped_matcher, &skipped_buckets)
+"""
+
+
+def test_a_tgi_histogram_without_buckets_is_read_as_the_summary_its_exporter_writes() -> None:
+    sources = dict.fromkeys(metrics.TGI_FILES, "")
+    sources[metrics.TGI_SERVER] = TGI_SERVER
+    assert metrics.tgi_metrics(sources) == {
+        "tgi_request_duration": MetricKind.HISTOGRAM,
+        "tgi_request_input_length": MetricKind.HISTOGRAM,
+        "tgi_request_skipped_tokens": MetricKind.SUMMARY,
+    }
+    # Buckets for every histogram (PrometheusBuilder::set_buckets) leave no summary.
+    sources[metrics.TGI_SERVER] = TGI_SERVER + "        .set_buckets(&buckets)\n"
+    assert MetricKind.SUMMARY not in metrics.tgi_metrics(sources).values()
+    sources[metrics.TGI_SERVER] = TGI_SERVER.replace("set_buckets_for_metric", "set_quantiles_for")
+    with pytest.raises(metrics.ShapeChanged, match="set_buckets_for_metric"):
+        metrics.tgi_metrics(sources)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "family", "kind", "series"),
+    [
+        # prometheus_client: a counter as <name>_total (with _created); TGI's exporter and llama.cpp: as named.
+        (Runtime.VLLM, "vllm:prompt_tokens", MetricKind.COUNTER, {"vllm:prompt_tokens_total"}),
+        (Runtime.TGI, "tgi_request_count", MetricKind.COUNTER, {"tgi_request_count"}),
+        (Runtime.LLAMACPP, "llamacpp:prompt_tokens_total", MetricKind.COUNTER, {"llamacpp:prompt_tokens_total"}),
+        (Runtime.TGI, "tgi_request_duration", MetricKind.HISTOGRAM, {f"tgi_request_duration_{s}" for s in BUCKETED}),
+        # metrics-exporter-prometheus writes a summary's quantiles under its own name.
+        (Runtime.TGI, "tgi_request_skipped_tokens", MetricKind.SUMMARY, {"tgi_request_skipped_tokens"}),
+    ],
+)
+def test_each_runtime_writes_a_family_as_its_exporter_does(
+    runtime: Runtime, family: str, kind: MetricKind, series: set[str]
+) -> None:
+    table = metric_table(runtime, next(iter(pinned_versions(runtime))))
+    assert table is not None
+    assert table.metrics[family] is kind
+    written = {name for name, found in exposed_series(table).items() if found.family == family}
+    assert series <= written
+    assert (family + "_created" in written) is (EXPOSITIONS[runtime] is Exposition.PROMETHEUS_CLIENT)
+    assert not {name for name in written if name.endswith("_bucket")} or kind is MetricKind.HISTOGRAM

@@ -6,6 +6,7 @@ import contextlib
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
@@ -40,20 +41,35 @@ API_WRITES = Counter(
 )
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What one GemmaDeployment's last status said, as the census counts it."""
+
+    variant: str
+    runtime: str
+    target: str
+    ready: str
+    # The replicas the operator wants (the autoscaler's, else spec.replicas; 0 for a spec it cannot read), and the
+    # serving pods that are ready.
+    replicas: int
+    ready_replicas: int
+
+
 class Census(Collector):
-    """GemmaDeployments by variant, runtime, target and Ready condition, from the last status each got."""
+    """GemmaDeployments by variant, runtime, target and Ready condition, and each one's replicas, from the last
+    status each got."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._labels: dict[tuple[str, str], tuple[str, str, str, str]] = {}
+        self._standings: dict[tuple[str, str], Standing] = {}
 
-    def record(self, key: tuple[str, str], variant: str, runtime: str, target: str, ready: str) -> None:
+    def record(self, key: tuple[str, str], standing: Standing) -> None:
         with self._lock:
-            self._labels[key] = (variant, runtime, target, ready)
+            self._standings[key] = standing
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._labels.pop(key, None)
+            self._standings.pop(key, None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -61,11 +77,25 @@ class Census(Collector):
             "GemmaDeployments by variant, runtime, target and Ready condition.",
             labels=["variant", "runtime", "target", "ready"],
         )
+        wanted = GaugeMetricFamily(
+            "gemma_operator_gemmadeployment_replicas",
+            "Replicas the operator wants for a GemmaDeployment: the autoscaler's, else spec.replicas.",
+            labels=["namespace", "name"],
+        )
+        ready = GaugeMetricFamily(
+            "gemma_operator_gemmadeployment_ready_replicas",
+            "Ready serving pods of a GemmaDeployment.",
+            labels=["namespace", "name"],
+        )
         with self._lock:
-            counts = Tally(self._labels.values())
+            standings = sorted(self._standings.items())
+        counts = Tally((s.variant, s.runtime, s.target, s.ready) for _, s in standings)
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
-        yield family
+        for key, standing in standings:
+            wanted.add_metric(list(key), standing.replicas)
+            ready.add_metric(list(key), standing.ready_replicas)
+        yield from (family, wanted, ready)
 
 
 def record_autoscaling(key: tuple[str, str], desired: int, scrapes: Sequence[Scrape]) -> None:

@@ -91,4 +91,7 @@ def _census(key: tuple[str, str], body: Mapping[str, Any], observed: Observed, s
     sized = sized_plan(observed.plan)
     runtime = sized.runtime.name.value if sized else ""
     target = sized.placement.target.value if sized else ""
-    metrics.CENSUS.record(key, variant, runtime, target, ready)
+    standing = metrics.Standing(
+        variant, runtime, target, ready, replicas=observed.desired_replicas, ready_replicas=status["readyReplicas"]
+    )
+    metrics.CENSUS.record(key, standing)
