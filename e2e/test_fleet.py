@@ -17,6 +17,7 @@ from kubernetes.utils import parse_quantity
 from prometheus_client.parser import text_string_to_metric_families
 
 from gemma import Gemma, manifest
+from gemma_operator.catalog import default_accelerator_classes
 from harness.config import ROOT
 from harness.plane import Plane
 from harness.waiting import wait_for
@@ -28,8 +29,8 @@ GPU = "nvidia.com/gpu"
 PRODUCT = "nvidia.com/gpu.product"
 EDGE = "node-role.kubernetes.io/edge"
 MANAGED_BY = "app.kubernetes.io/managed-by"
-# The product label of each accelerator class the operator is configured with (its built-in classes).
-PRODUCTS = {"NVIDIA-H100-80GB-HBM3": "h100", "NVIDIA-L4": "l4"}
+# The accelerator class of each GPU product label, as the operator is configured (its built-in classes).
+PRODUCTS = {found.product: name for name, found in default_accelerator_classes().classes.items()}
 
 
 @pytest.fixture

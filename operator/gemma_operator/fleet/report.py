@@ -16,6 +16,7 @@ from gemma_operator.fleet.claims import PodClaim, Resources, total
 from gemma_operator.fleet.shapes import HOST_TARGETS, ReplicaShape, gpu_shapes, host_shapes
 from gemma_operator.planning import NodeInfo, Refused, sized_plan
 from gemma_operator.planning.inventory import GPU_RESOURCE
+from gemma_operator.planning.placement import gib
 
 
 class VariantHeadroom(ApiModel):
@@ -105,14 +106,13 @@ def _cores(millis: int) -> float:
 
 
 def _headroom(shape: ReplicaShape, nodes: Sequence[NodeInfo], free: dict[str, Resources]) -> VariantHeadroom:
-    sized = sized_plan(shape.result)
+    requests, result, sized = shape.requests, shape.result, sized_plan(shape.result)
     admitting = [node for node in nodes if shape.admits(node)]
-    replicas = sum(free[node.name].count_of(shape.requests) for node in admitting)
-    requests, result = shape.requests, shape.result
+    replicas = sum(free[node.name].count_of(requests) for node in admitting)
     message = result.message if isinstance(result, Refused) else ""
     if not message and not replicas:
         needs = [f"{requests.gpus} {GPU_RESOURCE}"] if requests.gpus else []
-        needs += [f"{_cores(requests.cpu_millis):g} CPUs", f"{requests.memory_bytes / (1 << 30):.1f} GiB of memory"]
+        needs += [f"{_cores(requests.cpu_millis):g} CPUs", f"{gib(requests.memory_bytes / (1 << 30))} of memory"]
         message = (
             f"no {shape.node_class} node has {', '.join(needs)} free ({len(admitting)} could host a replica)"
             if admitting
