@@ -78,17 +78,17 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _sections(path: str, node: Schema) -> Iterator[tuple[str, Schema]]:
+def schema_sections(path: str, node: Schema) -> Iterator[tuple[str, Schema]]:
     """Every object with properties under `node`, depth first, as (path, schema)."""
     yield path, node
     for name, child in node.get("properties", {}).items():
         if "properties" in child:
-            yield from _sections(f"{path}.{name}", child)
+            yield from schema_sections(f"{path}.{name}", child)
         elif child.get("type") == "array" and "properties" in child.get("items", {}):
-            yield from _sections(f"{path}.{name}[]", child["items"])
+            yield from schema_sections(f"{path}.{name}[]", child["items"])
 
 
-def _section(path: str, node: Schema) -> str:
+def schema_section(path: str, node: Schema) -> str:
     required = set(node.get("required", []))
     rows = []
     for name, child in node["properties"].items():
@@ -124,5 +124,5 @@ def api_document() -> str:
     parts = [INTRO, _variants(), _printer_columns()]
     for top, model in (("spec", GemmaDeploymentSpec), ("status", GemmaDeploymentStatus)):
         parts.append(f"## {top}")
-        parts += [_section(path, node) for path, node in _sections(top, model_schema(model))]
+        parts += [schema_section(path, node) for path, node in schema_sections(top, model_schema(model))]
     return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"

@@ -9,6 +9,7 @@ from gemma_docgen.autoscaling_page import autoscaling_document, builtin_comparis
 from gemma_docgen.autoscaling_plots import plots
 from gemma_docgen.capacity_page import capacity_document
 from gemma_docgen.dashboard import DASHBOARD_PATH, dashboard_json
+from gemma_docgen.fleet_page import fleet_document
 from gemma_docgen.operator_manifest import operator_manifest
 from gemma_operator.cli.commands import crd_text
 
@@ -26,6 +27,7 @@ def generated_files(root: Path, helm: str) -> dict[str, str]:
         **dict.fromkeys(CRD_PATHS, crd),
         "docs/capacity.md": capacity_document(),
         "docs/api.md": api_document(),
+        "docs/fleet.md": fleet_document(root),
         f"{BENCHMARKS}/autoscaling.md": autoscaling_document(results),
         **{f"{BENCHMARKS}/{name}": svg for name, svg in plots(results).items()},
         DASHBOARD_PATH: dashboard_json(),

@@ -14,7 +14,6 @@ from gemma_operator.reconcile.observe import (
     controller_uid,
     free_gpus_hint,
     gpu_capacity,
-    gpus_requested,
     owned_pods,
     pod_state,
     slim_pod,
@@ -57,11 +56,6 @@ def gpu_node(name: str, gpus: int, extra_labels: Mapping[str, str] | None = None
     return NodeInfo(name=name, labels=labels, gpus=gpus, schedulable=schedulable)
 
 
-def with_gpus(*amounts: dict[str, Any]) -> dict[str, Any]:
-    """A pod whose containers have these resources sections."""
-    return {"spec": {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(amounts)]}}
-
-
 def test_a_ready_pod_is_ready_on_its_node_with_its_ip() -> None:
     state = pod_state(pod({"Ready": ("True", ""), "PodScheduled": ("True", "")}, phase="Running", podIP="10.1.2.3"))
     assert state == PodState(name="chat-0", node="gpu-0", ready=True, ip="10.1.2.3")
@@ -92,23 +86,6 @@ def test_a_pod_with_a_deletion_timestamp_is_terminating() -> None:
 @pytest.mark.parametrize(("phase", "terminating"), [("Succeeded", True), ("Failed", True), ("Running", False)])
 def test_a_pod_in_a_terminal_phase_is_terminating(phase: str, terminating: bool) -> None:
     assert pod_state(pod(phase=phase)).terminating is terminating
-
-
-@pytest.mark.parametrize(
-    ("spec", "gpus"),
-    [
-        (with_gpus({"requests": {"nvidia.com/gpu": "2"}}), 2),
-        (with_gpus({"limits": {"nvidia.com/gpu": "4"}}), 4),
-        (with_gpus({"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}}), 1),
-        (with_gpus({"requests": {"nvidia.com/gpu": 2}}, {"limits": {"nvidia.com/gpu": "1"}}, {}), 3),
-        (with_gpus({"requests": {"cpu": "4", "memory": "16Gi"}}), 0),
-        ({"spec": {}}, 0),
-        ({}, 0),
-    ],
-    ids=["request", "limit-stands-in", "both", "several-containers", "no-gpu", "no-containers", "no-spec"],
-)
-def test_gpus_requested_sums_the_containers(spec: dict[str, Any], gpus: int) -> None:
-    assert gpus_requested(spec) == gpus
 
 
 def test_no_gpu_capacity_is_modelled_off_gpus() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gemma_operator.api.base import ApiModel
 from gemma_operator.api.resource import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from gemma_operator.api.spec import GemmaDeploymentSpec
 from gemma_operator.api.status import GemmaDeploymentStatus
@@ -114,8 +115,8 @@ def _structural(node: Schema, definitions: Mapping[str, Schema], *, field: bool 
     return result
 
 
-def model_schema(model: type[GemmaDeploymentSpec] | type[GemmaDeploymentStatus]) -> Schema:
-    """The structural schema of one of the top-level models."""
+def model_schema(model: type[ApiModel]) -> Schema:
+    """The structural schema of a model: the CRD's top-level ones, or another wire shape the docs describe."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(raw, raw.get("$defs", {}))
 

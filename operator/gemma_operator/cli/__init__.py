@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gemma_operator.api import Family, Precision, Runtime
-from gemma_operator.cli import commands, simulate
+from gemma_operator.cli import commands, fleet, simulate
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,6 +62,14 @@ def parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--tensor-parallel-size", "--num-shard", type=int, default=1)
 
+    fleet_parser = sub.add_parser(
+        "fleet",
+        help="per accelerator class, cpu and edge: nodes, GPUs held and free, and how many more replicas of each "
+        "variant fit now; per namespace: GPUs held and replicas (KUBECONFIG, else in-cluster)",
+    )
+    fleet_parser.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
+    fleet_parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
     # No defaults here: an option not given is left out, and reconcile.run.Options, their one source, fills it
     # in (commands.run_options). Reading them from Options here would load kopf for every command.
     run = sub.add_parser(
@@ -95,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.crd_command()
         if args.command == "simulate-autoscaling":
             return simulate.simulate_command(args)
+        if args.command == "fleet":
+            return fleet.fleet_command(args.accelerator_classes, args.output)
         if args.command == "run":
             return commands.run_command(args)
         return commands.capacity_command(args)

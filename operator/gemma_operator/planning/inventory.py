@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.planning.quantity import parse_quantity
+from gemma_operator.planning.quantity import parse_millis, parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -31,6 +31,7 @@ class NodeInfo:
     memory_bytes: int = 0
     gpus: int = 0
     schedulable: bool = True
+    cpu_millis: int = 0
 
     @property
     def memory_gib(self) -> float:
@@ -61,6 +62,7 @@ def node_from_object(node: Mapping[str, Any]) -> NodeInfo:
     try:
         memory = int(parse_quantity(allocatable.get("memory", 0)))
         gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE, 0)))
+        cpu_millis = parse_millis(allocatable.get("cpu", 0))
     except ValueError as error:
         raise InventoryError(f"node {name}: status.allocatable: {error}") from None
     spec = node.get("spec") or {}
@@ -75,6 +77,7 @@ def node_from_object(node: Mapping[str, Any]) -> NodeInfo:
         memory_bytes=memory,
         gpus=gpus,
         schedulable=not spec.get("unschedulable", False),
+        cpu_millis=cpu_millis,
     )
 
 

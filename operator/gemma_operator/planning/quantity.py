@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -37,3 +38,9 @@ def parse_quantity(value: str | int | float) -> Decimal:
         return Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2)])
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from None
+
+
+def parse_millis(value: str | int | float) -> int:
+    """The quantity in thousandths (CPU millicores), rounded up as the API's Quantity.MilliValue does
+    (k8s.io/apimachinery pkg/api/resource/quantity.go: ceil(q * 1000))."""
+    return math.ceil(parse_quantity(value) * 1000)

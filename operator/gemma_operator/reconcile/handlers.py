@@ -9,10 +9,11 @@ from typing import Any, Final, cast
 import kopf
 
 from gemma_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from gemma_operator.fleet import PodClaim, pod_claim
 from gemma_operator.planning import NodeInfo, node_from_object
 from gemma_operator.planning.inventory import InventoryError
 from gemma_operator.reconcile.controller import Cluster
-from gemma_operator.reconcile.observe import TERMINAL_PHASES, controller_uid, gpus_requested, owned_pods, slim_pod
+from gemma_operator.reconcile.observe import controller_uid, owned_pods, slim_pod
 from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.state import Key
 from gemma_operator.rendering import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, child_name, label_value
@@ -27,7 +28,7 @@ log = logging.getLogger("gemma_operator")
 REFRESH_DELAY_SECONDS: Final = 0.5
 INDEXES: Final = (
     "node_inventory",
-    "gpu_usage",
+    "pod_claims",
     "serving_pods",
     "serving_replica_sets",
     "managed_deployments",
@@ -76,12 +77,11 @@ async def node_inventory(*, body: kopf.Body, name: str, **_: Any) -> dict[str, N
         return None
 
 
+# What every pod bound to a node holds there, by node: free GPUs for placement hints, and the fleet gauges.
 @kopf.index("pods")
-async def gpu_usage(*, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[str, int] | None:
-    node, gpus = spec.get("nodeName"), gpus_requested(body)
-    if not node or not gpus or status.get("phase") in TERMINAL_PHASES:
-        return None
-    return {str(node): gpus}
+async def pod_claims(*, body: kopf.Body, **_: Any) -> dict[str, PodClaim] | None:
+    claim = pod_claim(body)
+    return {claim.node: claim} if claim is not None and claim.node else None
 
 
 @kopf.index("pods", labels=MANAGED)
@@ -185,6 +185,15 @@ class IndexView:
             return None
         return gemma, self._cluster(gemma)
 
+    def inventory(self) -> tuple[list[NodeInfo], list[PodClaim]]:
+        """The nodes, and the claims of the pods bound to them (none before the first event)."""
+        if not self._indexes:
+            return [], []
+        return self._nodes(), [claim for store in self._indexes["pod_claims"].values() for claim in store]
+
+    def _nodes(self) -> list[NodeInfo]:
+        return [node for store in self._indexes["node_inventory"].values() for node in store]
+
     def _cluster(self, gemma: Mapping[str, Any]) -> Cluster:
         indexes = self._indexes
         namespace, name = gemma["metadata"]["namespace"], gemma["metadata"]["name"]
@@ -198,8 +207,10 @@ class IndexView:
         deployment_uid = (deployment or {}).get("metadata", {}).get("uid", "")
         return Cluster(
             children=live,
-            nodes=[node for store in indexes["node_inventory"].values() for node in store],
-            gpus_in_use={node: sum(store) for node, store in indexes["gpu_usage"].items()},
+            nodes=self._nodes(),
+            gpus_in_use={
+                node: sum(claim.requests.gpus for claim in store) for node, store in indexes["pod_claims"].items()
+            },
             pods=owned_pods(
                 list(indexes["serving_pods"].get((namespace, label_value(name)), [])),
                 deployment,
@@ -241,12 +252,20 @@ async def child_changed(*, meta: kopf.Meta, namespace: str | None, memo: Any, **
 async def node_changed(*, type: str, name: str, memo: Any, **indexes: Any) -> None:
     """A node gone: the GemmaDeployments with pods on it report the loss now, not when the pod GC acts."""
     memo.view.capture(indexes)
+    memo.loops.fleet_changed()
     if type != "DELETED":
         return
     for (namespace, instance), pods in indexes["serving_pods"].items():
         if any(pod["spec"].get("nodeName") == name for pod in pods):
             for owner in indexes["gemma_by_instance"].get((namespace, instance), []):
                 memo.loops.refresh((namespace, owner), REFRESH_DELAY_SECONDS)
+
+
+@kopf.on.event("pods")
+async def pod_seen(*, memo: Any, **indexes: Any) -> None:
+    """Any pod: what it holds may have changed the fleet's free resources."""
+    memo.view.capture(indexes)
+    memo.loops.fleet_changed()
 
 
 @kopf.on.event("pods", labels=MANAGED)

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubernetes.client import ApiClient
+from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from gemma_operator.api import API_VERSION, KIND, PLURAL
@@ -32,6 +33,15 @@ def apply_body(manifest: Mapping[str, Any]) -> bytes:
     characters go as UTF-8, and only those YAML cannot hold raw are escaped."""
     text = json.dumps(manifest, ensure_ascii=False)
     return _NOT_YAML_PRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
+
+
+def load_configuration() -> Configuration:
+    """KUBECONFIG (or ~/.kube/config) when there is one, else the in-cluster service account."""
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return Configuration.get_default_copy()
 
 
 # Plural resource names of the kinds the operator touches.

@@ -2,7 +2,8 @@
 
 - reconciles: one per GemmaDeployment at a time, in a thread pool (the Kubernetes client blocks; this is the
   only place where work leaves the event loop);
-- probes: smoke checks and autoscaler ticks, on the event loop (their I/O is asyncio's), one per object and job.
+- probes: smoke checks and autoscaler ticks, on the event loop (their I/O is asyncio's), one per object and job;
+  and the fleet survey, one for the whole cluster, in the thread pool (it plans every variant).
 
 Everything that happens to an object goes through them: its own events, its children's and pods', retries,
 held status writes, finished smoke checks and autoscaler verdicts (the last two as notes to its reconcile).
@@ -11,11 +12,13 @@ held status writes, finished smoke checks and autoscaler verdicts (the last two 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any, Final
 
+from gemma_operator.fleet import PodClaim, Surveyor
+from gemma_operator.planning import NodeInfo
 from gemma_operator.probes.smoke import SmokeResult, smoke_check
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.autoscaler import Autoscaler
@@ -32,12 +35,19 @@ PROBE_WORKERS: Final = 8
 # Failed reconciles come back after 15 s, doubling to 10 min.
 RECONCILE_BACKOFF: Final = Backoff(base=15.0, cap=600.0)
 
+# The fleet survey runs at most this long after a node or pod changed: a burst of events makes one survey.
+FLEET_DEBOUNCE_SECONDS: Final = 5.0
+# The fleet job's key: it surveys the cluster, not one object.
+FLEET_KEY: Final[Key] = ("", "")
+
 Lookup = Callable[[Key], tuple[Mapping[str, Any], Cluster] | None]
+Inventory = Callable[[], tuple[Sequence[NodeInfo], Sequence[PodClaim]]]
 
 
 class Job(Enum):
     VERIFY = "verify"
     AUTOSCALE = "autoscale"
+    FLEET = "fleet"
 
 
 def uid_generation(metadata: Mapping[str, Any]) -> tuple[str, int]:
@@ -53,6 +63,7 @@ class Loops:
         lookup: Lookup,
         clock: Clock,
         *,
+        inventory: Inventory,
         autoscaling_interval: float,
         smoke: Callable[[str, tuple[str, ...]], Awaitable[SmokeResult]] = smoke_check,
     ) -> None:
@@ -60,6 +71,8 @@ class Loops:
         self._controller = controller
         self._autoscaler = autoscaler
         self._lookup = lookup
+        self._inventory = inventory
+        self._surveyor = Surveyor(controller.classes)
         self._interval = autoscaling_interval
         self._smoke = smoke
         self._pool = ThreadPoolExecutor(max_workers=RECONCILE_WORKERS, thread_name_prefix="reconcile")
@@ -88,9 +101,13 @@ class Loops:
         """Something the object's status depends on changed (a child, a pod, a node)."""
         self.reconciles.add(key, delay)
 
+    def fleet_changed(self) -> None:
+        """A node or pod changed: survey the fleet again, soon."""
+        self.probes.add((Job.FLEET, FLEET_KEY), FLEET_DEBOUNCE_SECONDS)
+
     def forget(self, key: Key) -> None:
         self.reconciles.forget(key)
-        for job in Job:
+        for job in (Job.VERIFY, Job.AUTOSCALE):
             self.probes.forget((job, key))
         self.states.forget(key)
         metrics.CENSUS.forget(key)
@@ -115,6 +132,11 @@ class Loops:
 
     async def _probe(self, job_key: tuple[Job, Key], requests: list[SmokeRequest]) -> Result:
         job, key = job_key
+        if job is Job.FLEET:
+            nodes, claims = self._inventory()
+            report = await asyncio.get_running_loop().run_in_executor(self._pool, self._surveyor.survey, nodes, claims)
+            metrics.FLEET.record(report)
+            return DONE
         if job is Job.VERIFY:
             for request in requests[-1:]:  # an older request for the same object is moot
                 self.reconciles.add(key, note=SmokeOutcome(request.generation, await self._check(request)))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gemma_operator.fleet import ClassReport, FleetReport
 from gemma_operator.probes.scrape import Scrape
 
 RECONCILES = Counter("gemma_operator_reconciles_total", "Reconciles of GemmaDeployments, by result.", ["result"])
@@ -114,3 +115,79 @@ def forget_autoscaling(key: tuple[str, str]) -> None:
 
 CENSUS = Census()
 REGISTRY.register(CENSUS)
+
+
+# The fleet gauges (docs/fleet.md), labelled by class and target: name, help, and the ClassReport figure.
+FLEET_CLASS_GAUGES: tuple[tuple[str, str, Callable[[ClassReport], float]], ...] = (
+    ("gemma_operator_fleet_nodes", "Nodes of the class.", lambda c: c.nodes),
+    (
+        "gemma_operator_fleet_allocatable_gpus",
+        "Allocatable nvidia.com/gpu of the class's nodes.",
+        lambda c: c.gpus_allocatable,
+    ),
+    (
+        "gemma_operator_fleet_gemmadeployment_gpus",
+        "GPUs GemmaDeployments' serving pods request on the class's nodes.",
+        lambda c: c.gpus_held_by_gemma_deployments,
+    ),
+    (
+        "gemma_operator_fleet_other_gpus",
+        "GPUs other pods request on the class's nodes.",
+        lambda c: c.gpus_held_by_others,
+    ),
+    (
+        "gemma_operator_fleet_free_gpus",
+        "Allocatable less requested GPUs on the class's schedulable nodes.",
+        lambda c: c.gpus_free,
+    ),
+    (
+        "gemma_operator_fleet_free_cpus",
+        "Allocatable less requested CPU cores on the class's schedulable nodes.",
+        lambda c: c.cpus_free,
+    ),
+    (
+        "gemma_operator_fleet_free_memory_bytes",
+        "Allocatable less requested memory on the class's schedulable nodes.",
+        lambda c: c.memory_free_bytes,
+    ),
+)
+FLEET_HEADROOM = "gemma_operator_fleet_headroom_replicas"
+FLEET_HEADROOM_HELP = (
+    "More replicas of the variant, at its default plan, that fit right now on the class's nodes (0 where the "
+    "planner refuses it)."
+)
+
+
+class Fleet(Collector):
+    """The last fleet survey, by class and by variant; nothing until the first survey."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._report: FleetReport | None = None
+
+    def record(self, report: FleetReport) -> None:
+        with self._lock:
+            self._report = report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            report = self._report
+        if report is None:
+            return
+        for name, help_text, figure in FLEET_CLASS_GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["class", "target"])
+            for found in report.classes:
+                family.add_metric([found.name, found.target.value], figure(found))
+            yield family
+        headroom = GaugeMetricFamily(
+            FLEET_HEADROOM, FLEET_HEADROOM_HELP, labels=["class", "family", "variant", "precision"]
+        )
+        for found in report.classes:
+            for variant in found.headroom:
+                labels = [found.name, variant.family.value, variant.variant, variant.precision.value]
+                headroom.add_metric(labels, variant.replicas)
+        yield headroom
+
+
+FLEET = Fleet()
+REGISTRY.register(FLEET)

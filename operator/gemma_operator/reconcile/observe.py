@@ -7,12 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from gemma_operator.api import PlacementPlan, Target
+from gemma_operator.fleet.claims import TERMINAL_PHASES
 from gemma_operator.planning import NodeInfo, Plan
 from gemma_operator.planning.inventory import GPU_RESOURCE, matches_selector
-from gemma_operator.planning.quantity import parse_quantity
 from gemma_operator.reconcile.conditions import PodState
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
 # The kubelet's reason for a container whose env, volumes or user it cannot resolve (pkg/kubelet/container).
 CONFIG_ERROR = "CreateContainerConfigError"
 MAX_KUBELET_MESSAGE = 300
@@ -106,19 +105,6 @@ def with_lost_nodes(pods: Sequence[PodState], nodes: Sequence[NodeInfo]) -> list
         replace(pod, ready=False, node_lost=True) if pod.node and pod.node not in known and not pod.terminating else pod
         for pod in pods
     ]
-
-
-def gpus_requested(pod: Mapping[str, Any]) -> int:
-    """GPUs a pod holds on its node: the sum over its containers' requests (limits stand in)."""
-    total = 0
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        amount = (resources.get("requests") or {}).get(GPU_RESOURCE) or (resources.get("limits") or {}).get(
-            GPU_RESOURCE
-        )
-        if amount:
-            total += int(parse_quantity(amount))
-    return total
 
 
 def _open_nodes(placement: PlacementPlan, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:

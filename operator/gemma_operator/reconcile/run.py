@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kopf
-from kubernetes import client, config
+from kubernetes import client
 from prometheus_client import start_http_server
 
 from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
@@ -16,7 +16,7 @@ from gemma_operator.reconcile import handlers  # importing registers the kopf ha
 from gemma_operator.reconcile.autoscaler import Autoscaler
 from gemma_operator.reconcile.clock import SystemClock
 from gemma_operator.reconcile.controller import Controller
-from gemma_operator.reconcile.kube import KubeApi
+from gemma_operator.reconcile.kube import KubeApi, load_configuration
 from gemma_operator.reconcile.loops import RECONCILE_WORKERS, Loops
 
 
@@ -34,12 +34,7 @@ class Options:
 
 
 def _api_client() -> client.ApiClient:
-    """KUBECONFIG (or ~/.kube/config) when there is one, else the in-cluster service account."""
-    try:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    configuration = client.Configuration.get_default_copy()
+    configuration = load_configuration()
     # One connection per handler thread: a smaller pool discards connections and handshakes TLS again.
     configuration.connection_pool_maxsize = RECONCILE_WORKERS + 4
     return client.ApiClient(configuration)
@@ -66,6 +61,7 @@ def run_operator(options: Options) -> None:
         Autoscaler(classes, clock),
         view.lookup,
         clock,
+        inventory=view.inventory,
         autoscaling_interval=options.autoscaling_interval,
     )
     memo = kopf.Memo(view=view, loops=loops)
