@@ -3,6 +3,7 @@
 from gemma_operator.catalog.facts import (
     AcceleratorClass,
     AcceleratorClasses,
+    AcceleratorPerformance,
     Attention,
     AudioEncoder,
     ConditionalFormat,
@@ -19,6 +20,7 @@ from gemma_operator.catalog.facts import (
 )
 from gemma_operator.catalog.load import (
     CatalogError,
+    accelerator_performance,
     default_accelerator_classes,
     gpu_only_variant_names,
     load_accelerator_classes,
@@ -33,6 +35,7 @@ from gemma_operator.catalog.load import (
 __all__ = [
     "AcceleratorClass",
     "AcceleratorClasses",
+    "AcceleratorPerformance",
     "Attention",
     "AudioEncoder",
     "CatalogError",
@@ -47,6 +50,7 @@ __all__ = [
     "Variant",
     "VisionEncoder",
     "WeightStorage",
+    "accelerator_performance",
     "default_accelerator_classes",
     "gpu_only_variant_names",
     "load_accelerator_classes",
