@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from gemma_operator.api import AutoscalingSpec
 from gemma_operator.autoscaling.decision import Observation, decide
 from gemma_operator.autoscaling.hpa import SYNC_SECONDS, HpaState, hpa_decide
 from gemma_operator.autoscaling.keda import KedaActivation, keda_poll
@@ -144,10 +145,12 @@ class Comparison:
         return {side: score(run) for side, run in self.runs.items()}
 
 
-def default_policy(config: SimulationConfig) -> AutoscalingPolicy:
-    """The policy the operator would run: the spec's defaults, and the plan's step times (autoscaler.py)."""
+def default_policy(config: SimulationConfig, spec: AutoscalingSpec | None = None) -> AutoscalingPolicy:
+    """The policy the operator would run: `spec` (the config's bounds, every other knob defaulted), and the plan's
+    step times (reconcile/autoscaler.py)."""
     curve = batch_step_seconds(config.serving.roofline, config.serving.max_batch)
-    return AutoscalingPolicy.from_spec(config.autoscaling_spec(), config.target_in_flight_per_replica, curve)
+    chosen = config.autoscaling_spec() if spec is None else spec
+    return AutoscalingPolicy.from_spec(chosen, config.target_in_flight_per_replica, curve)
 
 
 def compare(workload: Workload, config: SimulationConfig) -> Comparison:
