@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from gemma_docgen.autoscaling_page import SIDES, plot_names
+from gemma_docgen.autoscaling_suite import PLOT_EVERY_SECONDS, TTFT_PLOT_CAP_SECONDS
 from gemma_docgen.svg import Panel, Series, chart
 
 COLORS = {"builtin": "#1f77b4", "hpa": "#d62728", "keda": "#ff7f0e", "kpa": "#2ca02c", "oracle": "#888888"}
-PANELS = (("replicas", "pods (ready or starting)"), ("waiting", "requests waiting"), ("ttftP95", "p95 TTFT (s)"))
+PANELS = (
+    ("replicas", "pods (ready or starting)"),
+    ("waiting", "requests waiting"),
+    ("ttftP95", f"p95 TTFT of each {PLOT_EVERY_SECONDS} s of arrivals (s, at most {TTFT_PLOT_CAP_SECONDS:g})"),
+)
 
 
 def plot(trace: dict[str, Any], every: float) -> str:

@@ -28,6 +28,8 @@ TRACES = Path("docs/benchmarks/traces")
 RESULTS = Path("docs/benchmarks/autoscaling-suite.json")
 PLOTTED = ("surge", "bursts", "azure-conv [0-30 min] x4", "azure-code [0-30 min] x6")
 PLOT_EVERY_SECONDS = 10
+# The plots' TTFT axis stops here (a request never served counts at it): beyond it, a wait is a wait.
+TTFT_PLOT_CAP_SECONDS = 30.0
 HALF_HOUR = 1800
 
 
@@ -68,12 +70,12 @@ def _slice(root: Path, service: str, start: int, seconds: int, rate: float, time
 
 
 def _series(comparison: Comparison) -> dict[str, dict[str, list[float]]]:
-    """Per side, downsampled: replicas, requests waiting, and the p95 TTFT of each interval's arrivals."""
+    """Per side, downsampled: replicas, requests waiting, and the p95 TTFT of each interval's arrivals (capped)."""
     series: dict[str, dict[str, list[float]]] = {}
     for side, run in comparison.runs.items():
         buckets: dict[int, list[float]] = {}
         for outcome in run.outcomes:
-            ttft = outcome.ttft if outcome.ttft is not None else float(len(run.seconds))
+            ttft = TTFT_PLOT_CAP_SECONDS if outcome.ttft is None else min(outcome.ttft, TTFT_PLOT_CAP_SECONDS)
             buckets.setdefault(int(outcome.arrival) // PLOT_EVERY_SECONDS, []).append(ttft)
         count = len(run.seconds) // PLOT_EVERY_SECONDS
         series[side] = {

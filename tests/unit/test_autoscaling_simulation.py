@@ -69,6 +69,13 @@ def test_a_full_batch_queues_the_next_request_until_a_sequence_finishes() -> Non
     assert run.seconds[0].running == batch
 
 
+def test_requests_arriving_while_the_batch_is_full_are_all_served() -> None:
+    rows = [(k * 0.05, 200, 100) for k in range(100)]  # 20 a second for 5 s, more than a batch
+    run = simulate(requests(*rows, seconds=120), SimulationConfig(min_replicas=1, max_replicas=1), Scripted())
+    assert all(o.e2e is not None for o in run.outcomes)
+    assert max(s.waiting for s in run.seconds) > 0  # some did wait for a slot
+
+
 def test_bigger_batches_decode_each_token_slower_but_serve_more_tokens() -> None:
     roofline = SERVING.roofline
     one, full = roofline.step_seconds([1000], 0), roofline.step_seconds([1000] * SERVING.max_batch, 0)

@@ -182,7 +182,7 @@ class _Pod:
             if not self.running:
                 self.now = min(until, next_arrival)
                 if self.now >= until - EPSILON:
-                    return
+                    break
                 continue
             contexts = [prompt + self.steps - first for first, prompt in self.started.values()]
             pending = sum(self.prompt_left.values())
@@ -202,7 +202,9 @@ class _Pod:
             self._prefilled(count * prefill, trace)
             self._finished(trace)
             if self.now >= until - EPSILON:
-                return
+                break
+        # Arrivals the batch had no room for by the end of the second wait for it.
+        self.waiting.extend(request for _, request in arrivals[coming:])
 
     def _prefilled(self, tokens: float, trace: _Trace) -> None:
         while self.prefilling and tokens > 0:
