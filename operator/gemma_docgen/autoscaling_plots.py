@@ -1,54 +1,40 @@
-"""The autoscaling benchmark's plots: replicas and queue over time, built-in against the HPA baseline."""
+"""The autoscaling benchmark's plots: pods, requests waiting and p95 TTFT over time, for every side."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
+from gemma_docgen.autoscaling_page import SIDES, plot_names
+from gemma_docgen.autoscaling_suite import PLOT_EVERY_SECONDS, TTFT_PLOT_CAP_SECONDS
 from gemma_docgen.svg import Panel, Series, chart
-from gemma_operator.autoscaling.benchmark import Comparison
-from gemma_operator.autoscaling.simulation import Run
 
-PLOT_EVERY_SECONDS = 10
-BUILTIN_COLOR, BASELINE_COLOR, LOAD_COLOR = "#1f77b4", "#d62728", "#888888"
-
-
-def _downsampled(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(values[::PLOT_EVERY_SECONDS])
+COLORS = {"builtin": "#1f77b4", "hpa": "#d62728", "keda": "#ff7f0e", "kpa": "#2ca02c", "oracle": "#888888"}
+PANELS = (
+    ("replicas", "pods (ready or starting)"),
+    ("waiting", "requests waiting"),
+    ("ttftP95", f"p95 TTFT of each {PLOT_EVERY_SECONDS} s of arrivals (s, at most {TTFT_PLOT_CAP_SECONDS:g})"),
+)
 
 
-def plot(comparison: Comparison) -> str:
-    """Replicas and queue over time for both autoscalers, with the load in pods for reference."""
-
-    def replicas(run: Run) -> tuple[float, ...]:
-        return _downsampled([s.replicas for s in run.seconds])
-
-    def queue(run: Run) -> tuple[float, ...]:
-        return _downsampled([s.queue for s in run.seconds])
-
-    load = _downsampled([s.rps / comparison.builtin.config.replica_capacity_rps for s in comparison.builtin.seconds])
+def plot(trace: dict[str, Any], every: float) -> str:
+    series = trace["series"]
     return chart(
-        f"{comparison.trace}: built-in autoscaler vs the HPA baseline",
-        PLOT_EVERY_SECONDS,
+        f"{trace['trace']}: every autoscaler",
+        every,
         [
             Panel(
-                "replicas (ready or starting)",
-                (
-                    Series("built-in", BUILTIN_COLOR, replicas(comparison.builtin)),
-                    Series("HPA baseline", BASELINE_COLOR, replicas(comparison.baseline)),
-                    Series("load / replica capacity", LOAD_COLOR, load, dashed=True),
+                title,
+                tuple(
+                    Series(side, COLORS[side], tuple(float(v) for v in series[side][key]), dashed=side == "oracle")
+                    for side in SIDES
                 ),
-            ),
-            Panel(
-                "queue (requests waiting)",
-                (
-                    Series("built-in", BUILTIN_COLOR, queue(comparison.builtin)),
-                    Series("HPA baseline", BASELINE_COLOR, queue(comparison.baseline)),
-                ),
-            ),
+            )
+            for key, title in PANELS
         ],
     )
 
 
-def plots(comparisons: Sequence[tuple[str, Comparison]]) -> dict[str, str]:
-    """The SVG of each (trace name, comparison), by file name."""
-    return {f"autoscaling-{name}.svg": plot(comparison) for name, comparison in comparisons}
+def plots(results: dict[str, Any]) -> dict[str, str]:
+    """The SVG of each plotted trace, by file name."""
+    names = plot_names(results)
+    return {names[t["trace"]]: plot(t, results["plotEverySeconds"]) for t in results["traces"] if "series" in t}

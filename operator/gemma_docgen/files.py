@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gemma_docgen.api_page import api_document
-from gemma_docgen.autoscaling_page import autoscaling_document, builtin_comparisons
+from gemma_docgen.autoscaling_page import autoscaling_document, suite_results
 from gemma_docgen.autoscaling_plots import plots
+from gemma_docgen.autoscaling_suite import RESULTS
 from gemma_docgen.capacity_page import capacity_document
 from gemma_docgen.dashboard import DASHBOARD_PATH, dashboard_json
 from gemma_docgen.fleet_page import fleet_document
@@ -22,7 +23,7 @@ BENCHMARKS = "docs/benchmarks"
 def generated_files(root: Path, helm: str) -> dict[str, str]:
     """Each generated file's path under `root` and its content; `helm` renders manifests/operator.yaml."""
     crd = crd_text()
-    results = builtin_comparisons()
+    results = suite_results((root / RESULTS).read_text(encoding="utf-8"))
     return {
         **dict.fromkeys(CRD_PATHS, crd),
         "docs/capacity.md": capacity_document(),

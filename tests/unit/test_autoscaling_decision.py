@@ -264,3 +264,29 @@ def test_properties_of_every_decision(
             assert decision.desired >= min(current, chosen.spec.max_replicas)  # a failed scrape never scales down
             assert decision.held or decision.desired >= current or current > chosen.spec.max_replicas
         state = decision.state
+
+
+# Step seconds at batches 1 to 10: a fixed weight read and a small per-sequence cost, as the roofline gives.
+STEPS = tuple(0.004 + 0.0006 * batch for batch in range(1, TARGET + 1))
+
+
+def test_running_requests_count_at_full_batch_speed_when_the_step_times_are_known() -> None:
+    curved = AutoscalingPolicy.from_spec(AutoscalingSpec(**PLAIN), TARGET, STEPS)
+    assert curved.at_full_batch(TARGET) == TARGET
+    assert curved.at_full_batch(2) == pytest.approx(2 * STEPS[-1] / STEPS[1])
+    assert policy().at_full_batch(2) == 2  # no step times: requests as they are
+
+
+@given(st.floats(0, 40))
+def test_full_batch_load_is_never_below_the_requests_running(running: float) -> None:
+    curved = AutoscalingPolicy.from_spec(AutoscalingSpec(**PLAIN), TARGET, STEPS)
+    assert curved.at_full_batch(running) >= running
+
+
+def test_lightly_loaded_pods_are_not_scaled_below_what_full_batches_would_need() -> None:
+    light = [(float(t), pods(3, running=2), 0) for t in range(0, 1800, 15)]
+    plain = run(policy(), light)[-1].desired
+    curved = run(AutoscalingPolicy.from_spec(AutoscalingSpec(**PLAIN), TARGET, STEPS), light)[-1].desired
+    assert plain == 1  # 6 in flight at 10 a pod
+    # Two running per pod at 5.2 ms a step hold, at full batches of 10 ms a step, 2 x 10 / 5.2 = 3.8: 11.5 in all.
+    assert curved == math.ceil(3 * 2 * STEPS[-1] / STEPS[1] / TARGET) == 2

@@ -15,10 +15,14 @@ from gemma_operator.reconcile.run import Options
 
 # simulate-autoscaling's options (argument dest) as the SimulationConfig fields they set.
 SIMULATION_OPTIONS = {
-    "replica_capacity": "replica_capacity_rps",
-    "request_seconds": "request_seconds",
+    "variant": "variant",
+    "precision": "precision",
+    "accelerator": "accelerator",
+    "max_context_tokens": "max_context_tokens",
+    "max_concurrent_sequences": "max_concurrent_sequences",
     "startup_seconds": "startup_seconds",
-    "slo_queue_seconds": "slo_queue_seconds",
+    "slo_ttft_seconds": "slo_ttft_seconds",
+    "slo_tpot_seconds": "slo_tpot_seconds",
     "min_replicas": "min_replicas",
     "max_replicas": "max_replicas",
     "scrape_seconds": "scrape_seconds",

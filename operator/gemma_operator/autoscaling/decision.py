@@ -1,8 +1,11 @@
 """The built-in autoscaler's decision: a pure function of policy, carried state, one scrape of the pods, and time.
 
 The rules, in the order they apply (docs/benchmarks/autoscaling.md says why each one matters for LLM serving):
-1. Load is in-flight requests (waiting + running) summed over the ready pods. A pod whose scrape failed is
-   assumed to carry the known pods' average, and nothing is scaled down while it is unknown.
+1. Load is in-flight requests (waiting + running) summed over the ready pods. Scale-down sizes on it with each
+   pod's running requests counted at full-batch speed where the policy knows the accelerator's step times
+   (policy.at_full_batch): fewer pods run fuller batches, each token slower, so the same arrivals hold more
+   requests in flight. A pod whose scrape failed is assumed to carry the known pods' average, and nothing is
+   scaled down while it is unknown.
 2. Startup awareness: while pods are starting, or have just become ready, the backlog that built up since they
    were ordered is not counted again: they were ordered for it, and will drain it.
 3. Panic: when the load reaches panicThreshold x the capacity of every pod, starting ones included, scale up at
@@ -62,6 +65,7 @@ class Decision:
 @dataclass(frozen=True)
 class _Measured:
     running: float
+    running_at_full_batch: float
     waiting: float
     counted_waiting: float
     unknown: int
@@ -73,6 +77,10 @@ class _Measured:
     @property
     def counted(self) -> float:
         return self.running + self.counted_waiting
+
+    @property
+    def counted_at_full_batch(self) -> float:
+        return self.running_at_full_batch + self.counted_waiting
 
 
 def pods_for(load: float, per_pod: float) -> int:
@@ -97,13 +105,14 @@ def decide(
         return Decision(desired, reason, False, limited, True, state)
 
     arriving = observation.starting > 0 or len(observation.ready) > state.last_ready
-    load = _measure(observation, known, state.backlog_at_order if arriving else None)
+    load = _measure(policy, observation, known, state.backlog_at_order if arriving else None)
     aimed = policy.aimed_in_flight_per_replica
-    samples = (*(s for s in state.samples if s.at > now - policy.spec.stable_window_seconds), Sample(now, load.counted))
+    kept = (s for s in state.samples if s.at > now - policy.spec.stable_window_seconds)
+    samples = (*kept, Sample(now, load.counted, load.counted_at_full_batch))
     panic_now = load.in_flight >= policy.spec.panic_threshold * max(current, 1) * policy.target_in_flight_per_replica
     panicking = panic_now or now < state.panic_until
     draining = load.waiting < state.last_waiting
-    demand = None if draining else pods_for(load.counted, aimed * (1 - policy.spec.scale_down_tolerance))
+    demand = None if draining else pods_for(load.counted_at_full_batch, aimed * (1 - policy.spec.scale_down_tolerance))
     recommendations = _remembered(policy, state, now, current, demand)
     delay = _scale_down_delay(policy, state, now)
 
@@ -114,7 +123,7 @@ def decide(
     elif (need := pods_for(mean_since(samples, now - policy.spec.panic_window_seconds), aimed)) > current:
         want = need
     else:
-        stable_need = pods_for(mean_since(samples, now - policy.spec.stable_window_seconds), aimed)
+        stable_need = pods_for(mean_since(samples, now - policy.spec.stable_window_seconds, True), aimed)
         floor = max([stable_need, *(r.replicas for r in recommendations if r.at > now - delay)])
         want = min(current, floor)
     held = load.unknown > 0 and want < current
@@ -141,12 +150,15 @@ def decide(
     return Decision(desired, reason, panicking, limited, held, memory)
 
 
-def _measure(observation: Observation, known: list[Load], backlog_at_order: float | None) -> _Measured:
+def _measure(
+    policy: AutoscalingPolicy, observation: Observation, known: list[Load], backlog_at_order: float | None
+) -> _Measured:
     scale = len(observation.ready) / len(known)
     running = scale * sum(load.running for load in known)
+    at_full_batch = scale * sum(policy.at_full_batch(load.running) for load in known)
     waiting = scale * sum(load.waiting for load in known)
     counted = waiting if backlog_at_order is None else min(waiting, backlog_at_order)
-    return _Measured(running, waiting, counted, len(observation.ready) - len(known))
+    return _Measured(running, at_full_batch, waiting, counted, len(observation.ready) - len(known))
 
 
 def _remembered(

@@ -1,37 +1,74 @@
-"""A deterministic, discrete-time queueing model of a GemmaDeployment under a load trace, driven by an autoscaler.
+"""A deterministic, token-level model of a GemmaDeployment under a request trace, driven by an autoscaler.
 
-Each simulated second: requests arrive at the trace's rate into one shared queue (the Service spreads it over
-the ready pods); every ready pod serves up to `replica_capacity_rps`; what is not served waits for the next
-second. Arrivals are fluid (fractional requests, no randomness), so a run is a pure function of its inputs.
-A pod holds its GPUs, and counts in replica-seconds, from the moment it is created; it serves only once it
-is ready, `startup_seconds` later. A scale-down removes starting pods first, then ready ones.
+Every simulated second the autoscaler sees each ready pod's load (requests waiting and running, what the
+runtimes' /metrics report) and may resize the deployment; then that second's arrivals are routed, each to the
+ready pod with the fewest requests in flight (those of this second included), and every pod serves its second.
+
+A pod runs continuous batching (serving.py): at most `max_batch` sequences at once, the rest wait in its queue
+in arrival order. A step's time is the roofline's for the sequences decoding and the prefill it advances; each
+admitted request prefills its prompt (its first token comes with the end of its prefill), then decodes one token
+a step. Within a second the pod moves from event to event (an arrival with room in the batch, a prefill done, a
+sequence done), so a request's TTFT, TPOT and end-to-end latency are those of the steps it took part in.
+
+A pod holds its GPUs, and counts in replica-seconds, from its creation; it serves only once it is ready, the
+startup time later. A scale-down removes starting pods first, then the ready pods with the fewest requests in
+flight; their unfinished requests go back to the router (their clients retry), keeping their arrival time.
+Requests that arrive while no pod is ready wait at the router.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
-from gemma_operator.api import AutoscalingSpec
+from gemma_operator.api import AutoscalingSpec, Precision, ServingSpec
 from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
+from gemma_operator.autoscaling.serving import Roofline, Serving, serving_for
 from gemma_operator.autoscaling.signals import Load
-from gemma_operator.autoscaling.traces import Trace
+from gemma_operator.autoscaling.traces import Request, Workload
 
 SPEC_DEFAULTS = AutoscalingSpec()
+SERVING_DEFAULTS = ServingSpec()
+# Service-level objectives on the 95th percentiles. The MLPerf Inference server scenario for Llama-2-70B bounds
+# TTFT at 2 s and TPOT at 200 ms (at the 99th percentile); the same bounds here, on the 95th.
+SLO_TTFT_SECONDS = 2.0
+SLO_TPOT_SECONDS = 0.2
+SLO_PERCENTILE = 0.95
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """The simulated service and both autoscalers' bounds; the built-in's other knobs are spec.autoscaling's."""
+    """The simulated deployment, its SLOs and the autoscalers' bounds; every other knob is spec.autoscaling's."""
 
-    replica_capacity_rps: float = 2.0
-    request_seconds: float = 10.0
-    startup_seconds: int = 120
-    slo_queue_seconds: float = 5.0
+    variant: str = "26b-a4b"
+    precision: Precision = Precision.BF16
+    accelerator: str = "h100"
+    max_context_tokens: int = SERVING_DEFAULTS.max_context_tokens
+    # None: the most sequences the plan fits at max_context_tokens.
+    max_concurrent_sequences: int | None = None
+    # None: the serving model's, from the weights and the load bandwidth.
+    startup_seconds: float | None = None
+    slo_ttft_seconds: float = SLO_TTFT_SECONDS
+    slo_tpot_seconds: float = SLO_TPOT_SECONDS
     min_replicas: int = SPEC_DEFAULTS.min_replicas
-    max_replicas: int = 10  # not the spec's default (1): a simulation needs room to scale
+    max_replicas: int = 16  # not the spec's default (1): a simulation needs room to scale
     scrape_seconds: int = SCRAPE_INTERVAL_SECONDS
+
+    @cached_property
+    def serving(self) -> Serving:
+        return serving_for(
+            self.variant, self.precision, self.accelerator, self.max_context_tokens, self.max_concurrent_sequences
+        )
+
+    @property
+    def pod_startup_seconds(self) -> int:
+        startup = self.serving.startup_seconds if self.startup_seconds is None else self.startup_seconds
+        return math.ceil(startup)
 
     def autoscaling_spec(self) -> AutoscalingSpec:
         """The spec.autoscaling the built-in autoscaler runs with: these bounds, every other knob defaulted."""
@@ -39,8 +76,8 @@ class SimulationConfig:
 
     @property
     def target_in_flight_per_replica(self) -> float:
-        """In-flight requests of a pod serving at full capacity (Little's law): the target both autoscalers get."""
-        return self.replica_capacity_rps * self.request_seconds
+        """A full batch: the per-pod target every autoscaler gets (the plan's maxConcurrentSequences)."""
+        return float(self.serving.max_batch)
 
 
 @dataclass(frozen=True)
@@ -48,13 +85,22 @@ class PodsView:
     """What an autoscaler can see at the start of a second: the pods, and the load of each ready one."""
 
     second: int
-    ready: int
+    loads: tuple[Load, ...]
     starting: int
-    load_per_ready_pod: Load
+    # Requests waiting at the router because no pod was ready to take them (a gateway's queue).
+    unrouted: int = 0
+
+    @property
+    def ready(self) -> int:
+        return len(self.loads)
 
     @property
     def replicas(self) -> int:
         return self.ready + self.starting
+
+    @property
+    def in_flight(self) -> float:
+        return sum(load.in_flight for load in self.loads)
 
 
 class Autoscaler(Protocol):
@@ -65,19 +111,24 @@ class Autoscaler(Protocol):
 
 @dataclass(frozen=True)
 class Second:
-    """The simulated service during one second, after the autoscaler acted."""
+    """The simulated deployment during one second, after the autoscaler acted."""
 
-    rps: float
+    arrivals: int
     ready: int
     replicas: int
-    queue: float
+    waiting: int
+    running: int
     decided_up: bool
 
-    def mean_wait(self, capacity_rps: float) -> float:
-        """Seconds the queue needs to drain at the ready pods' full rate: how long a new request waits."""
-        if self.queue <= 0:
-            return 0.0
-        return math.inf if self.ready == 0 else self.queue / (self.ready * capacity_rps)
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's latencies; None where it had no first token (or no last one) by the end of the run."""
+
+    arrival: float
+    ttft: float | None
+    tpot: float | None
+    e2e: float | None
 
 
 @dataclass(frozen=True)
@@ -85,35 +136,204 @@ class Run:
     trace: str
     config: SimulationConfig
     seconds: tuple[Second, ...]
+    outcomes: tuple[Outcome, ...]
 
 
-def initial_replicas(trace: Trace, config: SimulationConfig) -> int:
-    """Both sides start ready and right-sized for the trace's first second."""
-    needed = math.ceil(trace.rps[0] / config.replica_capacity_rps) if trace.rps else 0
+class _Pod:
+    """One pod's batch. Mutable, and private to a run: `simulate` is pure from the outside."""
+
+    def __init__(self, ready_at: int, serving: Serving) -> None:
+        self.ready_at = ready_at
+        self.max_batch = serving.max_batch
+        self.budget = serving.prefill_budget
+        self.roofline: Roofline = serving.roofline
+        self.now = float(ready_at)
+        self.waiting: deque[int] = deque()
+        self.prefilling: deque[int] = deque()
+        self.prompt_left: dict[int, float] = {}
+        self.decoding: list[tuple[float, int]] = []  # heap of (step count at which it is done, request)
+        self.started: dict[int, tuple[float, int]] = {}  # request -> (step count at its first token, prompt)
+        self.steps = 0.0
+
+    @property
+    def running(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.waiting) + self.running
+
+    def unfinished(self) -> list[int]:
+        return [*self.prefilling, *(r for _, r in self.decoding), *self.waiting]
+
+    def serve(self, until: float, arrivals: list[tuple[float, int]], trace: _Trace) -> None:
+        """Run the batch up to `until`, taking `arrivals` (time, request) into the queue as they come."""
+        self.now = max(self.now, until - 1)
+        coming = 0
+        while True:
+            while coming < len(arrivals) and arrivals[coming][0] <= self.now + EPSILON:
+                self.waiting.append(arrivals[coming][1])
+                coming += 1
+            while self.waiting and self.running < self.max_batch:
+                request = self.waiting.popleft()
+                self.prefilling.append(request)
+                self.prompt_left[request] = trace.prompts[request]
+            next_arrival = arrivals[coming][0] if coming < len(arrivals) else math.inf
+            if not self.running:
+                self.now = min(until, next_arrival)
+                if self.now >= until - EPSILON:
+                    break
+                continue
+            contexts = [prompt + self.steps - first for first, prompt in self.started.values()]
+            pending = sum(self.prompt_left.values())
+            prefill = min(max(self.budget - len(self.decoding), 0), pending)
+            step = self.roofline.step_seconds(contexts, prefill)
+            events = [(until - self.now) / step]
+            if self.decoding:
+                events.append(self.decoding[0][0] - self.steps)
+            if prefill:
+                events.append(self.prompt_left[self.prefilling[0]] / prefill)
+            if self.running < self.max_batch:
+                events.append((next_arrival - self.now) / step)
+            count = max(min(events), 0.0)
+            self.now += count * step
+            if self.decoding:
+                self.steps += count
+            self._prefilled(count * prefill, trace)
+            self._finished(trace)
+            if self.now >= until - EPSILON:
+                break
+        # Arrivals the batch had no room for by the end of the second wait for it.
+        self.waiting.extend(request for _, request in arrivals[coming:])
+
+    def _prefilled(self, tokens: float, trace: _Trace) -> None:
+        while self.prefilling and tokens > 0:
+            request = self.prefilling[0]
+            done = min(self.prompt_left[request], tokens)
+            self.prompt_left[request] -= done
+            tokens -= done
+            if self.prompt_left[request] > EPSILON:
+                break
+            self.prefilling.popleft()
+            del self.prompt_left[request]
+            trace.first_token[request] = self.now
+            self.started[request] = (self.steps, trace.prompts[request])
+            heapq.heappush(self.decoding, (self.steps + trace.outputs[request] - 1, request))
+
+    def _finished(self, trace: _Trace) -> None:
+        while self.decoding and self.decoding[0][0] <= self.steps + EPSILON:
+            _, request = heapq.heappop(self.decoding)
+            del self.started[request]
+            trace.done[request] = self.now
+
+
+@dataclass
+class _Trace:
+    """The requests' token counts and, as the run goes, their first- and last-token times."""
+
+    arrivals: list[float]
+    prompts: list[int]
+    outputs: list[int]
+    first_token: dict[int, float] = field(default_factory=dict)
+    done: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, requests: tuple[Request, ...]) -> _Trace:
+        return cls(
+            [r.arrival for r in requests], [r.prompt_tokens for r in requests], [r.output_tokens for r in requests]
+        )
+
+    def outcome(self, request: int) -> Outcome:
+        arrival, first, last = self.arrivals[request], self.first_token.get(request), self.done.get(request)
+        output = self.outputs[request]
+        tpot = None if first is None or last is None else (last - first) / max(output - 1, 1)
+        return Outcome(
+            arrival, None if first is None else first - arrival, tpot, None if last is None else last - arrival
+        )
+
+
+def pod_capacity_rps(serving: Serving, prompt_tokens: float, output_tokens: float) -> float:
+    """Requests a second one pod completes at a full batch of such requests: the capacity the oracle plans with."""
+    context = prompt_tokens + output_tokens / 2
+    step = serving.roofline.step_seconds([round(context)] * serving.max_batch, 0)
+    decode_seconds = output_tokens * step / serving.max_batch
+    prefill_seconds = serving.roofline.step_seconds([], serving.prefill_budget) * prompt_tokens / serving.prefill_budget
+    return 1 / (decode_seconds + prefill_seconds)
+
+
+def initial_replicas(workload: Workload, config: SimulationConfig) -> int:
+    """Every side starts ready and sized for the first minute's requests."""
+    first = [r for r in workload.requests if r.arrival < 60]
+    if not first:
+        return config.min_replicas
+    prompt = sum(r.prompt_tokens for r in first) / len(first)
+    output = sum(r.output_tokens for r in first) / len(first)
+    needed = math.ceil(len(first) / 60 / pod_capacity_rps(config.serving, prompt, output))
     return max(config.min_replicas, min(config.max_replicas, needed))
 
 
-def simulate(trace: Trace, config: SimulationConfig, autoscaler: Autoscaler) -> Run:
-    """Each second: the autoscaler sees the pods and may resize them, then the ready pods serve the queue."""
-    ready_at = [0] * initial_replicas(trace, config)
-    queue, served = 0.0, min(trace.rps[0] if trace.rps else 0.0, len(ready_at) * config.replica_capacity_rps)
+def simulate(workload: Workload, config: SimulationConfig, autoscaler: Autoscaler) -> Run:
+    """Each second: the autoscaler sees the pods and may resize them, then the arrivals are routed and served."""
+    serving = config.serving
+    trace = _Trace.of(workload.requests)
+    pods = [_Pod(0, serving) for _ in range(initial_replicas(workload, config))]
+    router: deque[int] = deque()  # requests no pod has taken yet, in arrival order
+    next_request = 0
     seconds: list[Second] = []
-    for second, rps in enumerate(trace.rps):
-        ready = sum(1 for at in ready_at if at <= second)
-        share = max(ready, 1)
-        load = Load(waiting=queue / share, running=served / share * config.request_seconds)
-        desired, autoscaler = autoscaler.observe(PodsView(second, ready, len(ready_at) - ready, load))
-        decided_up = desired is not None and desired > len(ready_at)
+    for second in range(workload.seconds):
+        ready = [pod for pod in pods if pod.ready_at <= second]
+        loads = tuple(Load(len(p.waiting), p.running) for p in ready)
+        view = PodsView(second, loads, len(pods) - len(ready), len(router))
+        desired, autoscaler = autoscaler.observe(view)
+        decided_up = desired is not None and desired > len(pods)
         if desired is not None:
-            ready_at = _scaled(ready_at, desired, second + config.startup_seconds)
-        ready = sum(1 for at in ready_at if at <= second)
-        served = min(queue + rps, ready * config.replica_capacity_rps)
-        queue = queue + rps - served
-        seconds.append(Second(rps, ready, len(ready_at), queue, decided_up))
-    return Run(trace.name, config, tuple(seconds))
+            router.extendleft(reversed(_resize(pods, desired, second + config.pod_startup_seconds, serving)))
+        ready = [pod for pod in pods if pod.ready_at <= second]
+        arriving = []
+        while next_request < len(trace.arrivals) and trace.arrivals[next_request] < second + 1:
+            arriving.append(next_request)
+            next_request += 1
+        routed, unrouted = _route(ready, [*router, *arriving], trace, second)
+        router = deque(unrouted)
+        for index, pod in enumerate(ready):
+            pod.serve(second + 1, routed.get(index, []), trace)
+        seconds.append(
+            Second(
+                arrivals=len(arriving),
+                ready=len(ready),
+                replicas=len(pods),
+                waiting=len(router) + sum(len(p.waiting) for p in ready),
+                running=sum(p.running for p in ready),
+                decided_up=decided_up,
+            )
+        )
+    return Run(workload.name, config, tuple(seconds), tuple(trace.outcome(r) for r in range(len(trace.arrivals))))
 
 
-def _scaled(ready_at: list[int], desired: int, ready_from: int) -> list[int]:
-    if desired >= len(ready_at):
-        return ready_at + [ready_from] * (desired - len(ready_at))
-    return sorted(ready_at)[:desired]  # the latest to be ready go first: starting pods before serving ones
+def _route(
+    ready: list[_Pod], requests: list[int], trace: _Trace, second: int
+) -> tuple[dict[int, list[tuple[float, int]]], list[int]]:
+    """Each request, at its arrival time, to the ready pod with the fewest in flight (by index), and those left
+    at the router: all of them when no pod is ready."""
+    if not ready:
+        return {}, requests
+    routed: dict[int, list[tuple[float, int]]] = {}
+    counts = [(pod.in_flight, index) for index, pod in enumerate(ready)]
+    heapq.heapify(counts)
+    for request in requests:
+        load, index = heapq.heappop(counts)
+        routed.setdefault(index, []).append((max(trace.arrivals[request], float(second)), request))
+        heapq.heappush(counts, (load + 1, index))
+    return routed, []
+
+
+def _resize(pods: list[_Pod], desired: int, ready_from: int, serving: Serving) -> list[int]:
+    """Add or remove pods in place; the unfinished requests of removed ready pods, to re-route."""
+    if desired >= len(pods):
+        pods += [_Pod(ready_from, serving) for _ in range(desired - len(pods))]
+        return []
+    # The latest to be ready go first (starting pods), then the least loaded.
+    order = sorted(pods, key=lambda pod: (-pod.ready_at, pod.in_flight))
+    removed, kept = order[: len(pods) - desired], order[len(pods) - desired :]
+    pods[:] = sorted(kept, key=lambda pod: pod.ready_at)
+    return sorted(r for pod in removed for r in pod.unfinished())

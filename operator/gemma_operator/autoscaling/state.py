@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Sample:
-    """The in-flight load the autoscaler counted at one scrape."""
+    """The in-flight load the autoscaler counted at one scrape, as reported and with running requests at
+    full-batch speed (what scale-down sizes on)."""
 
     at: float
     in_flight: float
+    at_full_batch: float
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class AutoscalerState:
     undone_scale_downs: tuple[float, ...] = ()
 
 
-def mean_since(samples: tuple[Sample, ...], since: float) -> float:
+def mean_since(samples: tuple[Sample, ...], since: float, at_full_batch: bool = False) -> float:
     """Mean in-flight load of the samples newer than `since`, or the newest sample's if none is."""
-    window = [s.in_flight for s in samples if s.at > since] or [samples[-1].in_flight]
-    return sum(window) / len(window)
+    kept = [s for s in samples if s.at > since] or [samples[-1]]
+    return sum(s.at_full_batch if at_full_batch else s.in_flight for s in kept) / len(kept)

@@ -1,12 +1,22 @@
-"""Load traces for the autoscaling simulation: the four built-in ones, and a reader for `seconds,rps` CSV files."""
+"""Load for the autoscaling simulation: rate shapes (requests per second), and requests with their token counts.
+
+A rate shape becomes requests through `requests_at`: Poisson arrivals at the shape's rate, and prompt and output
+lengths drawn from a log-normal fitted to a production trace (LENGTHS). A request trace is read from CSV: either
+`seconds,rps` rows (a shape) or the Azure LLM inference trace's `TIMESTAMP,ContextTokens,GeneratedTokens` rows,
+told apart by the header. Every random draw comes from a generator seeded by the trace's name, so a run is a
+pure function of its inputs.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import random
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 MINUTE = 60
@@ -24,6 +34,105 @@ class Trace:
 
 class TraceError(ValueError):
     """A trace file the simulator cannot read; the message names the line and field."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request: when it arrives (seconds from the trace's start) and its token counts."""
+
+    arrival: float
+    prompt_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests in arrival order, over `seconds` simulated seconds."""
+
+    name: str
+    requests: tuple[Request, ...]
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """Log-normal prompt and output lengths: medians and the standard deviations of their logarithms."""
+
+    prompt_median: float
+    prompt_sigma: float
+    output_median: float
+    output_sigma: float
+
+
+# Measured on docs/benchmarks/traces/AzureLLMInferenceTrace_conv.csv (19,366 requests): the medians are the
+# Splitwise paper's (ISCA 2024, conversation: 1020 prompt and 129 output tokens); the sigmas are those of the
+# log token counts of the same rows.
+CONVERSATION = Lengths(1020, 0.99, 129, 0.86)
+# The code service's trace (8,819 requests): medians 1469 and 13 tokens.
+CODE = Lengths(1469, 1.36, 13, 0.85)
+LENGTHS = {"conversation": CONVERSATION, "code": CODE}
+RATE_HEADER = ["seconds", "rps"]
+AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+AZURE_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def _rng(name: str) -> random.Random:
+    return random.Random(zlib.crc32(name.encode()))
+
+
+def requests_at(trace: Trace, lengths: Lengths = CONVERSATION, max_tokens: int | None = None) -> Workload:
+    """Poisson arrivals at the shape's rate, each second at its own rate, with log-normal lengths.
+
+    `max_tokens` caps prompt + output (the plan's maxContextTokens): the prompt keeps at most all but one token.
+    """
+    rng = _rng(trace.name)
+    requests: list[Request] = []
+    for second, rps in enumerate(trace.rps):
+        at = second + (rng.expovariate(rps) if rps > 0 else 1.0)
+        while at < second + 1:
+            requests.append(_drawn(rng, at, lengths, max_tokens))
+            at += rng.expovariate(rps)
+    return Workload(trace.name, tuple(requests), len(trace.rps))
+
+
+def _drawn(rng: random.Random, at: float, lengths: Lengths, max_tokens: int | None) -> Request:
+    prompt = max(1, round(lengths.prompt_median * math.exp(rng.gauss(0, lengths.prompt_sigma))))
+    output = max(1, round(lengths.output_median * math.exp(rng.gauss(0, lengths.output_sigma))))
+    return _capped(Request(at, prompt, output), max_tokens)
+
+
+def _capped(request: Request, max_tokens: int | None) -> Request:
+    if max_tokens is None or request.prompt_tokens + request.output_tokens <= max_tokens:
+        return request
+    prompt = min(request.prompt_tokens, max_tokens - 1)
+    return replace(request, prompt_tokens=prompt, output_tokens=max_tokens - prompt)
+
+
+def scaled(workload: Workload, rate: float = 1.0, time: float = 1.0) -> Workload:
+    """The workload with its time axis stretched by `time`, then `rate` x its requests.
+
+    Rate above 1 adds copies of each request, spread over the gap to the next one (a fraction of a copy is a
+    seeded coin); rate below 1 keeps each request with that probability. The shape of the load is kept.
+    """
+    rng = _rng(f"{workload.name}@{rate}x{time}")
+    stretched = [replace(r, arrival=r.arrival * time) for r in workload.requests]
+    seconds = max(1, math.ceil(workload.seconds * time))
+    result: list[Request] = []
+    for index, request in enumerate(stretched):
+        following = stretched[index + 1].arrival if index + 1 < len(stretched) else seconds
+        copies = int(rate) + (1 if rng.random() < rate - int(rate) else 0)
+        gap = (following - request.arrival) / max(copies, 1)
+        result += [replace(request, arrival=request.arrival + copy * gap) for copy in range(copies)]
+    name = workload.name + (f" x{rate:g}" if rate != 1 else "") + (f" t{time:g}" if time != 1 else "")
+    return Workload(name, tuple(sorted(result, key=lambda r: r.arrival)), seconds)
+
+
+def window(workload: Workload, start: int, seconds: int) -> Workload:
+    """The requests arriving in [start, start + seconds), moved to start at 0."""
+    kept = tuple(
+        replace(r, arrival=r.arrival - start) for r in workload.requests if start <= r.arrival < start + seconds
+    )
+    return Workload(f"{workload.name} [{start // MINUTE}-{(start + seconds) // MINUTE} min]", kept, seconds)
 
 
 def ripple(second: int, amplitude: float) -> float:
@@ -67,6 +176,51 @@ def oscillating(amplitude: float = RIPPLE) -> Trace:
     return _sampled("oscillating", 60, lambda minute: 11.0 if minute % 12 >= 6 else 5.0, amplitude)
 
 
+def surge(amplitude: float = RIPPLE) -> Trace:
+    """A launch: 4 rps for 10 minutes, a 6-minute ramp to 6x, a 15-minute plateau, then back to 4 rps."""
+
+    def rate(minute: float) -> float:
+        if minute < 10 or minute >= 31:
+            return 4.0
+        return 4.0 + 20.0 * min(1.0, (minute - 10) / 6)
+
+    return _sampled("surge", 40, rate, amplitude)
+
+
+def bursts(amplitude: float = RIPPLE) -> Trace:
+    """Agents at 6 rps, and batch jobs doubling it for 30 s, 1, 2 and 4 minutes, one every 8 minutes."""
+    widths = (0.5, 1.0, 2.0, 4.0)
+
+    def rate(minute: float) -> float:
+        index, offset = divmod(minute - 4, 8)
+        return 12.0 if minute >= 4 and index < len(widths) and offset < widths[int(index)] else 6.0
+
+    return _sampled("bursts", 40, rate, amplitude)
+
+
+def flash_crowd(amplitude: float = RIPPLE) -> Trace:
+    """A link goes viral: 4 rps, then at minute 10 at once 16 rps for 5 minutes, decaying back over about 10."""
+
+    def rate(minute: float) -> float:
+        if minute < 10:
+            return 4.0
+        if minute < 15:
+            return 16.0
+        return 4.0 + 12.0 * math.exp(-(minute - 15) / 4)
+
+    return _sampled("flash-crowd", 40, rate, amplitude)
+
+
+def step_down(amplitude: float = RIPPLE) -> Trace:
+    """A batch backfill ends: 16 rps for 15 minutes, then 6 rps for 25."""
+    return _sampled("step-down", 40, lambda minute: 16.0 if minute < 15 else 6.0, amplitude)
+
+
+def ramp(amplitude: float = RIPPLE) -> Trace:
+    """A region's morning: a steady climb from 2 to 18 rps over 40 minutes."""
+    return _sampled("ramp", 40, lambda minute: 2.0 + 16.0 * minute / 40, amplitude)
+
+
 class TraceShape(Protocol):
     def __call__(self, *, amplitude: float = RIPPLE) -> Trace: ...
 
@@ -76,7 +230,61 @@ BUILTIN_TRACES: dict[str, TraceShape] = {
     "spike": spike,
     "diurnal": diurnal,
     "oscillating": oscillating,
+    "surge": surge,
+    "bursts": bursts,
+    "flash-crowd": flash_crowd,
+    "step-down": step_down,
+    "ramp": ramp,
 }
+
+
+def read_workload_csv(name: str, text: str, lengths: Lengths = CONVERSATION, max_tokens: int | None = None) -> Workload:
+    """Requests from CSV text: `seconds,rps` rows (see read_trace_csv; lengths drawn from `lengths`), or Azure
+    `TIMESTAMP,ContextTokens,GeneratedTokens` rows (one per request, times relative to the first row's)."""
+    rows = csv.reader(io.StringIO(text))
+    header = [cell.strip() for cell in next(rows, [])]
+    if header == RATE_HEADER:
+        return requests_at(_rates(name, rows), lengths, max_tokens)
+    if header == AZURE_HEADER:
+        return _azure(name, rows, max_tokens)
+    raise TraceError(f"{name}: line 1: the header must be `seconds,rps` or `TIMESTAMP,ContextTokens,GeneratedTokens`")
+
+
+def _azure(name: str, rows: Iterable[list[str]], max_tokens: int | None) -> Workload:
+    timed: list[tuple[datetime, int, int]] = []
+    for index, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(AZURE_HEADER):
+            raise TraceError(f"{name}: line {index}: expected 3 fields (TIMESTAMP,ContextTokens,GeneratedTokens)")
+        at = _timestamp(name, index, row[0].strip())
+        prompt = _field(name, index, "ContextTokens", row[1], int, "an integer")
+        output = _field(name, index, "GeneratedTokens", row[2], int, "an integer")
+        if prompt < 1 or output < 1:
+            raise TraceError(f"{name}: line {index}: token counts must be >= 1, got {prompt},{output}")
+        if timed and at < timed[-1][0]:
+            raise TraceError(f"{name}: line {index}: field TIMESTAMP: earlier than the row before")
+        timed.append((at, prompt, output))
+    if not timed:
+        raise TraceError(f"{name}: no rows after the header")
+    start = timed[0][0]
+    requests = tuple(
+        _capped(Request((at - start).total_seconds(), prompt, output), max_tokens) for at, prompt, output in timed
+    )
+    return Workload(name, requests, math.floor(requests[-1].arrival) + 1)
+
+
+def _timestamp(name: str, line: int, text: str) -> datetime:
+    """`2023-11-16 18:15:46.6805900`: seconds with up to 7 fractional digits (more than strptime's %f takes)."""
+    whole, _, fraction = text.partition(".")
+    try:
+        parsed = datetime.strptime(whole, AZURE_TIME)
+        micro = round(float(f"0.{fraction or 0}") * 1e6)
+    except ValueError:
+        raise TraceError(
+            f"{name}: line {line}: field TIMESTAMP: not `YYYY-MM-DD HH:MM:SS[.fraction]`: {text!r}"
+        ) from None
+    return parsed.replace(microsecond=min(micro, 999_999))
 
 
 def read_trace_csv(name: str, text: str) -> Trace:
@@ -86,8 +294,12 @@ def read_trace_csv(name: str, text: str) -> Trace:
     """
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
-    if header is None or [cell.strip() for cell in header] != ["seconds", "rps"]:
+    if header is None or [cell.strip() for cell in header] != RATE_HEADER:
         raise TraceError(f"{name}: line 1: the header must be `seconds,rps`")
+    return _rates(name, rows)
+
+
+def _rates(name: str, rows: Iterable[list[str]]) -> Trace:
     points: list[tuple[int, float]] = []
     for index, row in enumerate(rows, start=2):
         if not row:

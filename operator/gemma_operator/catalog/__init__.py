@@ -3,6 +3,7 @@
 from gemma_operator.catalog.facts import (
     AcceleratorClass,
     AcceleratorClasses,
+    AcceleratorPerformance,
     Attention,
     AudioEncoder,
     ConditionalFormat,
@@ -20,6 +21,7 @@ from gemma_operator.catalog.facts import (
 )
 from gemma_operator.catalog.load import (
     CatalogError,
+    accelerator_performance,
     default_accelerator_classes,
     endpoint_picker,
     gpu_only_variant_names,
@@ -35,6 +37,7 @@ from gemma_operator.catalog.load import (
 __all__ = [
     "AcceleratorClass",
     "AcceleratorClasses",
+    "AcceleratorPerformance",
     "Attention",
     "AudioEncoder",
     "CatalogError",
@@ -50,6 +53,7 @@ __all__ = [
     "Variant",
     "VisionEncoder",
     "WeightStorage",
+    "accelerator_performance",
     "default_accelerator_classes",
     "endpoint_picker",
     "gpu_only_variant_names",

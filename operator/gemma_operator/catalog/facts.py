@@ -351,6 +351,21 @@ class AcceleratorClass(Fact):
         return self.memory_mi_b / 1024
 
 
+class AcceleratorPerformance(Fact):
+    """A GPU product's datasheet peaks: what a roofline of one serving step needs."""
+
+    memory_bandwidth_g_bps: float = Field(gt=0, alias="memoryBandwidthGBps")
+    bf16_dense_tflops: float = Field(gt=0)
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.memory_bandwidth_g_bps * 1e9
+
+    @property
+    def flops_per_second(self) -> float:
+        return self.bf16_dense_tflops * 1e12
+
+
 class AcceleratorClasses(Fact):
     """The operator's hardware configuration: GPU classes and nominal CPU/edge node memory."""
 

@@ -15,6 +15,7 @@ from gemma_operator.api import Family, InvalidSpec, Runtime
 from gemma_operator.catalog.facts import (
     AcceleratorClass,
     AcceleratorClasses,
+    AcceleratorPerformance,
     EndpointPicker,
     RuntimeFacts,
     Variant,
@@ -92,6 +93,13 @@ def weight_storage() -> WeightStorage:
     """How each runtime version stores each tensor group (weight_storage.yaml; `fragments` only hold YAML anchors)."""
     data = _packaged("weight_storage.yaml")
     return WeightStorage.model_validate({key: data[key] for key in ("formats", "defaultVersions", "runtimes")})
+
+
+@cache
+def accelerator_performance() -> Mapping[str, AcceleratorPerformance]:
+    """Datasheet peaks by GPU product label (accelerator_performance.yaml)."""
+    data = _packaged("accelerator_performance.yaml")
+    return {product: AcceleratorPerformance.model_validate(facts) for product, facts in data["products"].items()}
 
 
 def parse_accelerator_classes(data: Any, source: str = "accelerator classes") -> AcceleratorClasses:

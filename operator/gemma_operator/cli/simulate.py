@@ -1,4 +1,5 @@
-"""`gemma-operator simulate-autoscaling`: the built-in autoscaler against the Kubernetes HPA on one load trace."""
+"""`gemma-operator simulate-autoscaling`: the built-in autoscaler against the HPA, KEDA and Knative's KPA, and a
+clairvoyant oracle, on one request trace served by the token-level model of a planned replica."""
 
 from __future__ import annotations
 
@@ -7,15 +8,27 @@ import json
 import sys
 from pathlib import Path
 
-from gemma_operator.autoscaling.benchmark import compare
+from gemma_operator.api import Precision
+from gemma_operator.autoscaling.benchmark import Comparison, compare, shape_workload
 from gemma_operator.autoscaling.scorecard import Scorecard
+from gemma_operator.autoscaling.serving import NotServable
 from gemma_operator.autoscaling.simulation import SimulationConfig
-from gemma_operator.autoscaling.traces import BUILTIN_TRACES, Trace, TraceError, read_trace_csv
+from gemma_operator.autoscaling.traces import (
+    BUILTIN_TRACES,
+    LENGTHS,
+    TraceError,
+    Workload,
+    read_workload_csv,
+    scaled,
+)
+from gemma_operator.catalog import default_accelerator_classes, variant_names
 from gemma_operator.cli.tables import table
 
 OK, BAD_INPUT = 0, 2
-METRICS = ("sloViolationSeconds", "replicaSeconds", "scaleDirectionChanges", "scaleUpReactionSeconds")
+METRICS = ("sloViolationSeconds", "replicaSeconds", "scaleDirectionChanges", "ttftP95Seconds", "tpotP95Seconds")
+BASELINES = ("hpa", "keda", "kpa")
 DEFAULTS = SimulationConfig()
+DEFAULT_LENGTHS = "conversation"
 
 
 def _positive_int(text: str) -> int:
@@ -41,26 +54,51 @@ def _positive_float(text: str) -> float:
 
 def add_parser(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = subcommands.add_parser(
-        "simulate-autoscaling", help="the built-in autoscaler against the Kubernetes HPA on a load trace"
+        "simulate-autoscaling", help="the built-in autoscaler against the HPA, KEDA and KPA on a request trace"
     )
     source = command.add_mutually_exclusive_group(required=True)
-    source.add_argument("--trace", choices=list(BUILTIN_TRACES), help="a built-in trace")
-    source.add_argument("--trace-file", type=Path, metavar="CSV", help="a CSV trace with the header seconds,rps")
-    command.add_argument(
-        "--replica-capacity", type=_positive_float, default=DEFAULTS.replica_capacity_rps, metavar="RPS"
+    source.add_argument("--trace", choices=list(BUILTIN_TRACES), help="a built-in rate shape")
+    source.add_argument(
+        "--trace-file",
+        type=Path,
+        metavar="CSV",
+        help="a CSV trace: `seconds,rps` rows, or Azure `TIMESTAMP,ContextTokens,GeneratedTokens` request rows",
     )
     command.add_argument(
-        "--request-seconds",
+        "--lengths",
+        choices=list(LENGTHS),
+        default=DEFAULT_LENGTHS,
+        help="the token-length statistics requests of a rate trace are drawn from",
+    )
+    command.add_argument("--rate-scale", type=_positive_float, default=1.0, metavar="X", help="x the request rate")
+    command.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X", help="x the trace's time")
+    command.add_argument("--variant", choices=variant_names()["gemma-4"], default=DEFAULTS.variant)
+    command.add_argument("--precision", choices=[p.value for p in Precision], default=DEFAULTS.precision.value)
+    command.add_argument(
+        "--accelerator", choices=list(default_accelerator_classes().classes), default=DEFAULTS.accelerator
+    )
+    command.add_argument(
+        "--max-context-tokens", type=_positive_int, default=DEFAULTS.max_context_tokens, metavar="TOKENS"
+    )
+    command.add_argument(
+        "--max-concurrent-sequences",
+        type=_positive_int,
+        default=DEFAULTS.max_concurrent_sequences,
+        metavar="N",
+        help="the deployment's maxConcurrentSequences (default: the most the plan fits)",
+    )
+    command.add_argument(
+        "--startup-seconds",
         metavar="SECONDS",
-        type=_positive_float,
-        default=DEFAULTS.request_seconds,
-        help="mean request duration; a full pod holds capacity x this many requests, the per-pod target",
+        type=_non_negative_int,
+        default=DEFAULTS.startup_seconds,
+        help="pod startup (default: engine initialisation plus the weights at the stated load bandwidth)",
     )
     command.add_argument(
-        "--startup-seconds", metavar="SECONDS", type=_non_negative_int, default=DEFAULTS.startup_seconds
+        "--slo-ttft-seconds", metavar="SECONDS", type=_positive_float, default=DEFAULTS.slo_ttft_seconds
     )
     command.add_argument(
-        "--slo-queue-seconds", metavar="SECONDS", type=_positive_float, default=DEFAULTS.slo_queue_seconds
+        "--slo-tpot-seconds", metavar="SECONDS", type=_positive_float, default=DEFAULTS.slo_tpot_seconds
     )
     command.add_argument("--min", metavar="N", type=_positive_int, default=DEFAULTS.min_replicas, dest="min_replicas")
     command.add_argument("--max", metavar="N", type=_positive_int, default=DEFAULTS.max_replicas, dest="max_replicas")
@@ -72,37 +110,55 @@ def simulate_command(args: argparse.Namespace) -> int:
     if args.min_replicas > args.max_replicas:
         print(f"error: --min {args.min_replicas} exceeds --max {args.max_replicas}", file=sys.stderr)
         return BAD_INPUT
-    try:
-        trace = _trace(args)
-    except TraceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return BAD_INPUT
     config = SimulationConfig(
-        replica_capacity_rps=args.replica_capacity,
-        request_seconds=args.request_seconds,
+        variant=args.variant,
+        precision=Precision(args.precision),
+        accelerator=args.accelerator,
+        max_context_tokens=args.max_context_tokens,
+        max_concurrent_sequences=args.max_concurrent_sequences,
         startup_seconds=args.startup_seconds,
-        slo_queue_seconds=args.slo_queue_seconds,
+        slo_ttft_seconds=args.slo_ttft_seconds,
+        slo_tpot_seconds=args.slo_tpot_seconds,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
         scrape_seconds=args.scrape_seconds,
     )
-    builtin, baseline = compare(trace, config).scorecards()
+    try:
+        workload = scaled(_workload(args, config), args.rate_scale, args.time_scale)
+        comparison = compare(workload, config)
+    except (TraceError, NotServable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
     if args.output == "json":
-        print(json.dumps({"trace": trace.name, "builtin": builtin.as_json(), "baseline": baseline.as_json()}))
+        print(json.dumps(report(comparison)))
     else:
-        print(f"trace {trace.name}: {len(trace.rps)} s\n" + comparison_table(builtin, baseline))
+        print(f"trace {workload.name}: {workload.seconds} s, {len(workload.requests)} requests, {config.serving.label}")
+        print(comparison_table(comparison))
     return OK
 
 
-def _trace(args: argparse.Namespace) -> Trace:
+def report(comparison: Comparison) -> dict[str, object]:
+    """The JSON the command prints: `builtin` and `baseline` (the HPA), `baselines` by name, and `oracle`."""
+    cards = {side: card.as_json() for side, card in comparison.scorecards().items()}
+    return {
+        "trace": comparison.trace,
+        "builtin": cards["builtin"],
+        "baseline": cards["hpa"],
+        "baselines": {name: cards[name] for name in BASELINES},
+        "oracle": cards["oracle"],
+    }
+
+
+def _workload(args: argparse.Namespace, config: SimulationConfig) -> Workload:
+    lengths = LENGTHS[args.lengths]
     path: Path | None = args.trace_file
     if path is None:
-        return BUILTIN_TRACES[args.trace]()
+        return shape_workload(BUILTIN_TRACES[args.trace](), config, lengths)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise TraceError(f"{path}: {error}") from None
-    return read_trace_csv(str(path), text)
+    return read_workload_csv(str(path), text, lengths, config.max_context_tokens)
 
 
 def ratio(builtin: float | None, baseline: float | None) -> str:
@@ -117,9 +173,16 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def comparison_table(builtin: Scorecard, baseline: Scorecard) -> str:
-    ours, theirs = builtin.as_json(), baseline.as_json()
+def comparison_table(comparison: Comparison) -> str:
+    cards: dict[str, Scorecard] = comparison.scorecards()
+    sides = ("builtin", *BASELINES, "oracle")
+    values = {side: cards[side].as_json() for side in sides}
     rows = [
-        [metric, _cell(ours[metric]), _cell(theirs[metric]), ratio(ours[metric], theirs[metric])] for metric in METRICS
+        [
+            metric,
+            *(_cell(values[side][metric]) for side in sides),
+            ratio(values["builtin"][metric], values["hpa"][metric]),
+        ]
+        for metric in METRICS
     ]
-    return table(["METRIC", "BUILTIN", "BASELINE", "BUILTIN/BASELINE"], rows)
+    return table(["METRIC", *(side.upper() for side in sides), "BUILTIN/HPA"], rows)

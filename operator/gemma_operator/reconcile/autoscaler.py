@@ -13,7 +13,8 @@ import aiohttp
 from gemma_operator.api import InvalidSpec, parse_deployment
 from gemma_operator.autoscaling.decision import CapacityLimit, Observation, decide
 from gemma_operator.autoscaling.policy import AutoscalingPolicy
-from gemma_operator.catalog import AcceleratorClasses, runtimes
+from gemma_operator.autoscaling.serving import batch_step_seconds, plan_roofline
+from gemma_operator.catalog import AcceleratorClasses, lookup, runtimes
 from gemma_operator.planning import Plan, plan
 from gemma_operator.probes.scrape import Scrape, scrape_load
 from gemma_operator.reconcile import metrics
@@ -60,7 +61,10 @@ class Autoscaler:
         limit = (
             CapacityLimit(capacity, f"free {result.placement.accelerator_class} GPUs") if capacity is not None else None
         )
-        policy = AutoscalingPolicy.from_spec(gd.spec.autoscaling, gd.spec.serving.max_concurrent_sequences)
+        model = gd.spec.model
+        roofline = plan_roofline(lookup(model.family, model.variant), model.precision, result, self._classes)
+        curve = batch_step_seconds(roofline, gd.spec.serving.max_concurrent_sequences) if roofline else ()
+        policy = AutoscalingPolicy.from_spec(gd.spec.autoscaling, gd.spec.serving.max_concurrent_sequences, curve)
         decision = decide(
             policy,
             state.autoscaler,
