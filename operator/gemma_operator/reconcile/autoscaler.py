@@ -14,7 +14,7 @@ from gemma_operator.api import InvalidSpec, parse_deployment
 from gemma_operator.autoscaling.decision import CapacityLimit, Observation, decide
 from gemma_operator.autoscaling.policy import AutoscalingPolicy
 from gemma_operator.catalog import AcceleratorClasses, runtimes
-from gemma_operator.planning import Plan, plan
+from gemma_operator.planning import CATALOG_IMAGES, Plan, RuntimeImages, plan
 from gemma_operator.probes.scrape import Scrape, scrape_load
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.clock import Clock, timestamp
@@ -34,9 +34,10 @@ class Tick:
 
 
 class Autoscaler:
-    def __init__(self, classes: AcceleratorClasses, clock: Clock) -> None:
+    def __init__(self, classes: AcceleratorClasses, clock: Clock, images: RuntimeImages = CATALOG_IMAGES) -> None:
         self._classes = classes
         self._clock = clock
+        self._images = images
 
     async def tick(self, gemma: Mapping[str, Any], cluster: Cluster, state: ObjectState) -> Tick:
         try:
@@ -45,7 +46,7 @@ class Autoscaler:
             return Tick(enabled=False)  # the reconcile reports it
         if not gd.spec.autoscaling.enabled:
             return Tick(enabled=False)
-        result = plan(gd, self._classes, cluster.nodes or None)
+        result = plan(gd, self._classes, cluster.nodes or None, self._images)
         current = state.scaling
         if not isinstance(result, Plan) or current is None:
             return Tick(enabled=True)  # nothing rolled out to scale yet
