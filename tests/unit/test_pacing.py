@@ -74,9 +74,27 @@ def test_never_more_rollouts_than_the_budget_and_the_first_in_line_go(
     assert sorted(rolling) == sorted(names)[: len(rolling)]
 
 
-def test_the_pacer_lets_the_next_roll_when_the_first_is_ready() -> None:
+def started(budget: Budget = ONE) -> tuple[SetClock, Pacer]:
+    """A pacer past its settling time."""
+    clock = SetClock()
+    pacer = Pacer(budget, clock)
+    clock.seconds += budget.settle_seconds
+    return clock, pacer
+
+
+def test_no_slot_is_given_while_the_first_listing_comes_in_and_then_by_name() -> None:
     clock = SetClock()
     pacer = Pacer(ONE, clock)
+    late, _ = pacer.request(key("z"), "cpu")
+    assert (late.rolls, late.due) == (False, ONE.settle_seconds)
+    pacer.request(key("a"), "cpu")
+    clock.seconds += ONE.settle_seconds
+    assert pacer.request(key("z"), "cpu")[0].rolls is False
+    assert pacer.request(key("a"), "cpu")[0].rolls is True
+
+
+def test_the_pacer_lets_the_next_roll_when_the_first_is_ready() -> None:
+    _, pacer = started()
     first, wake = pacer.request(key("a"), "cpu")
     assert first.rolls
     assert wake == ()
@@ -91,8 +109,7 @@ def test_the_pacer_lets_the_next_roll_when_the_first_is_ready() -> None:
 
 
 def test_a_rollout_that_is_not_ready_in_time_frees_its_slot_and_is_reported_once() -> None:
-    clock = SetClock()
-    pacer = Pacer(ONE, clock)
+    clock, pacer = started()
     pacer.request(key("a"), "cpu")
     assert pacer.request(key("b"), "cpu")[0].rolls is False
     clock.seconds += 600.0
@@ -106,8 +123,7 @@ def test_a_rollout_that_is_not_ready_in_time_frees_its_slot_and_is_reported_once
 
 
 def test_the_holder_s_own_recheck_at_the_timeout_wakes_the_line() -> None:
-    clock = SetClock()
-    pacer = Pacer(ONE, clock)
+    clock, pacer = started()
     pacer.request(key("a"), "cpu")
     pacer.request(key("b"), "cpu")
     clock.seconds += 600.0
@@ -117,8 +133,7 @@ def test_the_holder_s_own_recheck_at_the_timeout_wakes_the_line() -> None:
 
 
 def test_gone_and_withdrawn_objects_leave_the_line() -> None:
-    clock = SetClock()
-    pacer = Pacer(ONE, clock)
+    _, pacer = started()
     pacer.request(key("a"), "cpu")
     pacer.request(key("b"), "cpu")
     pacer.request(key("c"), "cpu")
@@ -128,7 +143,7 @@ def test_gone_and_withdrawn_objects_leave_the_line() -> None:
 
 
 def test_threads_asking_at_once_never_take_more_slots_than_the_budget() -> None:
-    pacer = Pacer(Budget(per_pool=2), SetClock())
+    _, pacer = started(Budget(per_pool=2))
     rolled: list[str] = []
     start = threading.Barrier(16)
 

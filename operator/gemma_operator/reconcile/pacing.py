@@ -23,6 +23,9 @@ class Budget:
 
     per_pool: int = 1
     timeout_seconds: float = 600.0
+    # No slot is given this long after the operator starts, so that the reconciles of its first listing are all in
+    # line, and the first slots go by name rather than to whichever reconcile came first.
+    settle_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,16 @@ def held(slots: Mapping[Key, Slot], now: float, budget: Budget) -> dict[Key, Slo
 
 
 def turn(
-    key: Key, pool: str, waiting: Mapping[Key, Waiter], slots: Mapping[Key, Slot], now: float, budget: Budget
+    key: Key,
+    pool: str,
+    waiting: Mapping[Key, Waiter],
+    slots: Mapping[Key, Slot],
+    now: float,
+    budget: Budget,
+    opens: float = 0.0,
 ) -> Turn:
     """Whether `key`, with a paced rollout due in `pool`, may roll now: it holds a slot already, or a slot is free
-    for it in the order of (namespace, name) among those waiting in its pool."""
+    for it in the order of (namespace, name) among those waiting in its pool, and the line has opened (at `opens`)."""
     pool_slots = {other: slot for other, slot in held(slots, now, budget).items() if slot.pool == pool}
     if key in pool_slots:
         return Turn(rolls=True, position=0, queued=0, rolling=len(pool_slots))
@@ -71,6 +80,8 @@ def turn(
     queue = sorted({key, *line})
     position = queue.index(key) + 1
     free = budget.per_pool - len(pool_slots)
+    if now < opens:
+        return Turn(rolls=False, position=position, queued=len(queue), rolling=len(pool_slots), due=opens - now)
     if position <= free:
         return Turn(rolls=True, position=position, queued=len(queue), rolling=len(pool_slots))
     # The line moves when a slot is freed (its holder's reconcile wakes the line) or times out, or when one ahead
@@ -102,6 +113,7 @@ class Pacer:
     def __init__(self, budget: Budget, clock: Clock) -> None:
         self.budget = budget
         self._clock = clock
+        self._opens = clock.monotonic() + budget.settle_seconds
         self._lock = threading.Lock()
         self._waiting: dict[Key, Waiter] = {}
         self._slots: dict[Key, Slot] = {}
@@ -114,7 +126,7 @@ class Pacer:
         with self._lock:
             now = self._clock.monotonic()
             wake = self._expire(now)
-            decided = turn(key, pool, self._waiting, self._slots, now, self.budget)
+            decided = turn(key, pool, self._waiting, self._slots, now, self.budget, self._opens)
             if decided.rolls:
                 self._waiting.pop(key, None)
                 self._slots.setdefault(key, Slot(pool, now))
