@@ -121,12 +121,7 @@ def test_an_upgrade_rolls_one_gemmadeployment_at_a_time_and_a_spec_change_at_onc
     for name in PACED:
         assert {pod.metadata.uid for pod in gemma.pods(name)}.isdisjoint(pods_before[name])
         runtime = wait_for(
-            lambda name=name: (
-                (gemma.get(name)["status"].get("runtime") or {}).get("image") == MIRROR
-                and gemma.get(name)["status"]["runtime"]
-            ),
-            timeout=60,
-            message=f"{name}: status.runtime names the new image",
+            functools.partial(runtime_on, gemma, name, MIRROR), timeout=60, message=f"{name}: status.runtime"
         )
         assert runtime["operatorVersion"]
         assert gemma.condition(name, "Reconciling")["status"] == "False"
