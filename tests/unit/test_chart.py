@@ -8,8 +8,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gemma_operator.api import Runtime, Target
 from gemma_operator.catalog import default_accelerator_classes
 from gemma_operator.catalog.load import parse_accelerator_classes
+from gemma_operator.cli import parser
+from gemma_operator.cli.commands import run_options
 from gemma_operator.rendering import render as render_children
 
 from .builders import deployment, fitted
@@ -172,6 +175,18 @@ def test_accelerator_classes_reach_the_operator(defaults: list[dict[str, Any]]) 
     assert parse_accelerator_classes(rendered) == default_accelerator_classes()
 
 
+def test_upgrade_pacing_and_runtime_images_reach_the_operator_as_flags_it_takes() -> None:
+    chart = render({"runtimeImages": "{llamacpp=registry.example.com/llama.cpp:server-b11243}"})
+    # The classes file is the ConfigMap's, mounted in the pod (test_accelerator_classes_reach_the_operator).
+    arguments = [arg for arg in container(chart)["args"] if not arg.startswith("--accelerator-classes=")]
+    options = run_options(parser().parse_args(["run", *arguments]))
+    assert dict(options.runtime_images) == {
+        (Runtime.LLAMACPP, target): "registry.example.com/llama.cpp:server-b11243"
+        for target in (Target.CPU, Target.EDGE)
+    }
+    assert (options.upgrade_rollouts_per_class, options.upgrade_rollout_timeout) == (1, 600.0)
+
+
 def test_custom_accelerator_classes_restart_the_operator(defaults: list[dict[str, Any]]) -> None:
     changed = render(
         {
@@ -302,6 +317,8 @@ def test_monitors_select_what_they_should() -> None:
         (["--set", "dashboard.labelValue=not a label"], "/dashboard/labelValue"),
         (["--set", "dashboard.label=two words"], "/dashboard/label"),
         (["--set", "dashboard.namespace=Monitoring"], "/dashboard/namespace"),
+        (["--set", "runtimeImages={llama=x/y:z}"], "/runtimeImages/0"),
+        (["--set", "upgrades.rolloutsPerClass=0"], "/upgrades/rolloutsPerClass"),
     ],
 )
 def test_values_schema_rejects_mistakes(flags: list[str], complaint: str) -> None:

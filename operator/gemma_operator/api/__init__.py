@@ -42,7 +42,7 @@ from gemma_operator.api.spec import (
     Toleration,
     VideoModality,
 )
-from gemma_operator.api.status import Condition, GemmaDeploymentStatus, ScalingDecision
+from gemma_operator.api.status import Condition, GemmaDeploymentStatus, RuntimeStatus, ScalingDecision
 from gemma_operator.api.vocabulary import (
     ConditionStatus,
     Family,
@@ -91,6 +91,7 @@ __all__ = [
     "RETRYABLE_REFUSALS",
     "Reason",
     "RoutingSpec",
+    "RuntimeStatus",
     "Runtime",
     "RuntimeChoice",
     "ScalingDecision",

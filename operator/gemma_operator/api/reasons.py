@@ -30,6 +30,8 @@ class Reason(StrEnum):
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
     SCALED_TO_ZERO = "ScaledToZero"
+    # Reconciling: a template change the operator made on its own (an upgrade) waits for a rollout slot.
+    OPERATOR_UPGRADE_PENDING = "OperatorUpgradePending"
     # Planned.
     PLANNED = "Planned"
     NOT_PLANNED = "NotPlanned"
@@ -48,6 +50,7 @@ class Reason(StrEnum):
     # Events only.
     API_ERROR = "ApiError"
     SERVICE_MONITOR_UNAVAILABLE = "ServiceMonitorUnavailable"
+    OPERATOR_UPGRADE_TIMED_OUT = "OperatorUpgradeTimedOut"
 
 
 # Refusals that a change in the cluster (not the spec) can lift: retried with backoff.

@@ -28,6 +28,18 @@ class ScalingDecision(ApiModel):
     reason: str = Field(description="The load and the rule that led to it.")
 
 
+class RuntimeStatus(ApiModel):
+    """What the live serving pods run, read from the Deployment once its template is rolled out."""
+
+    image: str = Field(description="The serving container's image.")
+    args: list[str] = Field(default_factory=list, description="The serving container's launch arguments.")
+    operator_version: str = Field(
+        default="",
+        description="The gemma-operator version that rendered the live template (empty: a release that did not "
+        "record it).",
+    )
+
+
 class GemmaDeploymentStatus(ApiModel):
     """Observed state of a GemmaDeployment."""
 
@@ -45,6 +57,11 @@ class GemmaDeploymentStatus(ApiModel):
     adapters: list[str] = Field(
         default_factory=list,
         description="Model names of the LoRA adapters the plan in effect serves; a request names one as its model.",
+    )
+    runtime: RuntimeStatus | None = Field(
+        default=None,
+        description="The image and arguments the serving pods run, and the operator version that rendered them: "
+        "those of the last template rolled out to every replica.",
     )
     desired_replicas: int | None = Field(
         default=None, description="Replicas the built-in autoscaler asks for (only with autoscaling.enabled)."

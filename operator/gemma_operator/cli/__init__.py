@@ -85,6 +85,26 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-address", help="address the metrics server binds")
     run.add_argument("--accelerator-classes", type=Path, metavar="FILE", help=classes_help)
     run.add_argument("--autoscaling-interval", type=float, metavar="SECONDS", help="how often the autoscaler scrapes")
+    run.add_argument(
+        "--runtime-image",
+        action="append",
+        metavar="RUNTIME[/TARGET]=IMAGE",
+        help="a runtime's default image, in place of the catalog's (for every target it has an image for, or one: "
+        "gpu, cpu, edge); repeatable; a GemmaDeployment's serving.image still wins",
+    )
+    run.add_argument(
+        "--upgrade-rollouts-per-class",
+        type=int,
+        metavar="N",
+        help="rollouts the operator starts on its own (a template changed by an upgrade, not by the spec) at a time, "
+        "per accelerator class and per CPU or edge target",
+    )
+    run.add_argument(
+        "--upgrade-rollout-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long such a rollout may take to be Ready before its slot goes to the next in line",
+    )
     run.add_argument("--log-format", choices=["plain", "json"])
     run.add_argument("-v", "--verbose", action="store_true")
 

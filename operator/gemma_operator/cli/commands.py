@@ -28,9 +28,11 @@ from gemma_operator.planning import (
     NodeInfo,
     Plan,
     PlanResult,
+    RuntimeImages,
     inventory_from_node_list,
     plan,
     plan_report,
+    runtime_images,
 )
 from gemma_operator.planning.allocators import Knobs
 from gemma_operator.planning.capacity import FRONTIER_CONTEXTS, Reproduction, Row, frontier, reproduce
@@ -264,6 +266,23 @@ def accelerator_classes_path(path: Path | None) -> Path | None:
     return path
 
 
+def checked_runtime_images(settings: list[str]) -> RuntimeImages:
+    """--runtime-image settings, checked: a bad one fails before the operator starts."""
+    try:
+        return runtime_images(settings)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def at_least(least: float, flag: str) -> Callable[[float], float]:
+    def checked(value: float) -> float:
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least:g}, not {value:g}")
+        return value
+
+    return checked
+
+
 # `gemma-operator run`'s options (argument dest) as the Options fields they set, and how. --all-namespaces
 # comes after --namespace, so that it wins when both are given.
 RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -275,6 +294,9 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "metrics_address": ("metrics_address", str),
     "accelerator_classes": ("accelerator_classes", accelerator_classes_path),
     "autoscaling_interval": ("autoscaling_interval", float),
+    "runtime_image": ("runtime_images", checked_runtime_images),
+    "upgrade_rollouts_per_class": ("upgrade_rollouts_per_class", at_least(1, "--upgrade-rollouts-per-class")),
+    "upgrade_rollout_timeout": ("upgrade_rollout_timeout", at_least(1, "--upgrade-rollout-timeout")),
     "log_format": ("json_logs", lambda log_format: log_format == "json"),
     "verbose": ("verbose", bool),
 }

@@ -30,6 +30,7 @@ from gemma_operator.planning.choices import (
     choose_target,
     tensor_parallel_candidates,
 )
+from gemma_operator.planning.images import CATALOG_IMAGES, RuntimeImages
 from gemma_operator.planning.inventory import NodeInfo
 from gemma_operator.planning.launch import Launch, owned_env, owned_flag, runtime_args
 from gemma_operator.planning.lora import LoraLoad, LoraSlots
@@ -51,6 +52,11 @@ class Asked:
     accelerator: AcceleratorClass | None
     classes: AcceleratorClasses
     nodes: Sequence[NodeInfo] | None
+    images: RuntimeImages
+
+    def default_image(self, runtime: RuntimeFacts) -> str:
+        """The runtime's image on the target unless serving.image names one: the operator's, else the catalog's."""
+        return self.images.get((runtime.name, self.target), runtime.images[self.target].image)
 
 
 def _model_id(deployment: GemmaDeployment, variant: Variant, runtime: RuntimeFacts) -> str | Refused:
@@ -213,7 +219,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     if isinstance(model_id, Refused):
         return model_id
     image = runtime.images[target]
-    bound = sizer_for(runtime.name, spec.serving.image or image.image, variant, target)
+    bound = sizer_for(runtime.name, spec.serving.image or asked.default_image(runtime), variant, target)
     sizer, precision, prequantized = bound.sizer, spec.model.precision, _prequantized(asked, runtime)
     unloadable = sizer.unloadable(variant, precision, prequantized)
     if unloadable:
@@ -289,7 +295,7 @@ def _plan_on(asked: Asked, runtime: RuntimeFacts) -> PlanResult:
     sized = Plan(
         runtime=RuntimePlan(
             name=runtime.name,
-            image=serving.image or image.image,
+            image=serving.image or asked.default_image(runtime),
             args=runtime_args(launch),
             extra_arg_count=len(serving.extra_args),
             version=sizer.version,
@@ -355,9 +361,13 @@ def _auto(asked: Asked, candidates: Sequence[RuntimeFacts]) -> PlanResult:
 
 
 def plan(
-    deployment: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo] | None = None
+    deployment: GemmaDeployment,
+    classes: AcceleratorClasses,
+    nodes: Sequence[NodeInfo] | None = None,
+    images: RuntimeImages = CATALOG_IMAGES,
 ) -> PlanResult:
-    """Plan one GemmaDeployment. Raises InvalidSpec for a variant the catalog does not know."""
+    """Plan one GemmaDeployment (with `images`, the operator's default images in place of the catalog's). Raises
+    InvalidSpec for a variant the catalog does not know."""
     spec = deployment.spec
     variant = lookup(spec.model.family, spec.model.variant)
     if spec.serving.max_context_tokens > variant.max_context_tokens:
@@ -372,7 +382,7 @@ def plan(
     accelerator = accelerator_for(deployment, classes, target)
     if isinstance(accelerator, Refused):
         return accelerator
-    asked = Asked(deployment, variant, target, accelerator, classes, nodes)
+    asked = Asked(deployment, variant, target, accelerator, classes, nodes, images)
     if spec.serving.runtime is RuntimeChoice.AUTO:
         candidates = auto_runtimes(variant, target)
         return candidates if isinstance(candidates, Refused) else _auto(asked, candidates)

@@ -15,7 +15,7 @@ from gemma_operator.autoscaling.decision import CapacityLimit, Observation, deci
 from gemma_operator.autoscaling.policy import AutoscalingPolicy
 from gemma_operator.autoscaling.serving import batch_step_seconds, plan_roofline
 from gemma_operator.catalog import AcceleratorClasses, lookup, runtimes
-from gemma_operator.planning import Plan, plan
+from gemma_operator.planning import CATALOG_IMAGES, Plan, RuntimeImages, plan
 from gemma_operator.probes.scrape import Scrape, scrape_load
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.clock import Clock, timestamp
@@ -35,9 +35,10 @@ class Tick:
 
 
 class Autoscaler:
-    def __init__(self, classes: AcceleratorClasses, clock: Clock) -> None:
+    def __init__(self, classes: AcceleratorClasses, clock: Clock, images: RuntimeImages = CATALOG_IMAGES) -> None:
         self._classes = classes
         self._clock = clock
+        self._images = images
 
     async def tick(self, gemma: Mapping[str, Any], cluster: Cluster, state: ObjectState) -> Tick:
         try:
@@ -46,7 +47,7 @@ class Autoscaler:
             return Tick(enabled=False)  # the reconcile reports it
         if not gd.spec.autoscaling.enabled:
             return Tick(enabled=False)
-        result = plan(gd, self._classes, cluster.nodes or None)
+        result = plan(gd, self._classes, cluster.nodes or None, self._images)
         current = state.scaling
         if not isinstance(result, Plan) or current is None:
             return Tick(enabled=True)  # nothing rolled out to scale yet

@@ -15,6 +15,7 @@ from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.diffing import drifted
 from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.packing import pack, unpack
+from gemma_operator.reconcile.provenance import rendered_for, stamp
 from gemma_operator.rendering import Identity, optional_children, render
 
 # Children whose live state reconciles take from the watches (the handlers' indexes), not from a GET: the serving
@@ -130,6 +131,11 @@ def _drifted(manifest: Manifest, live: Mapping[str, Any]) -> bool:
     return drifted(manifest, live, ATOMIC_MAPS.get(manifest["kind"], frozenset()))
 
 
+def _serving(manifest: Manifest, gd: GemmaDeployment) -> bool:
+    """The serving Deployment (the endpoint picker's is another)."""
+    return bool(manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == Identity.of(gd).name)
+
+
 def _fingerprint(document: object) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -151,8 +157,30 @@ class Children:
         manifests = render(gd, plan, replicas)
         for manifest in manifests:
             manifest["metadata"]["ownerReferences"] = [owner]
+            if _serving(manifest, gd):
+                stamp(manifest, gd.metadata.generation)
         memory.rendered = (token, pack(manifests))
         return manifests
+
+    def operator_change(
+        self, memory: ChildMemory, gd: GemmaDeployment, manifests: list[Manifest], watched: Mapping[str, Any]
+    ) -> bool:
+        """Whether applying the serving Deployment would change its pod template, and the change comes from the
+        operator (an upgrade: new pins, new defaults), not from the spec: the live Deployment was rendered for this
+        very generation (or by an operator that did not record one) with the same replicas, and this process has
+        not applied this manifest already (the watch may not show that apply yet)."""
+        manifest = next((m for m in manifests if _serving(m, gd)), None)
+        live = watched.get("Deployment")
+        if manifest is None or live is None or live.get("metadata", {}).get("name") != manifest["metadata"]["name"]:
+            return False  # to be created: nothing of it runs yet
+        if rendered_for(live) not in (None, gd.metadata.generation):
+            return False  # a spec change: it rolls at once
+        if (live.get("spec") or {}).get("replicas") != manifest["spec"]["replicas"]:
+            return False  # a change of replicas applies at once, and the template with it: one Deployment, whole
+        if memory.applied.get(ObjectRef.of(manifest), ("",))[0] == _fingerprint(manifest):
+            return False
+        template = {"spec": {"template": manifest["spec"]["template"]}}
+        return drifted(template, live, ATOMIC_MAPS["Deployment"])
 
     def apply(
         self,
@@ -162,9 +190,12 @@ class Children:
         watched: Mapping[str, Mapping[str, Any]],
         owner: Mapping[str, Any],
         warn: Warn,
+        *,
+        keep_deployment: bool = False,
     ) -> Mapping[str, Any] | None:
         """Apply each child that is missing or drifted, delete optional children no longer wanted, and return
-        the live Deployment. Raises ChildRefused when the API server refuses a child, and when a child's name is
+        the live Deployment; with `keep_deployment`, the serving Deployment is left as it is (its paced rollout
+        waits). Raises ChildRefused when the API server refuses a child, and when a child's name is
         taken by an object this GemmaDeployment does not control: that object is left as it is, and no Deployment
         is created (others may be, when their names were free)."""
         # The workload last: a name found taken on the way stops the reconcile before anything runs.
@@ -180,9 +211,11 @@ class Children:
             if _taken(live, owner):
                 later = unseen[unseen.index(ref) + 1 :]
                 raise _name_in_use({ref: live} | {ref: self._api.get(ref) for ref in later}, owner)
-            if live is None or self._needs_apply(memory, ref, manifest, live):
+            serving = _serving(manifest, gd)
+            kept = keep_deployment and serving and live is not None
+            if not kept and (live is None or self._needs_apply(memory, ref, manifest, live)):
                 live = self._apply(memory, ref, manifest, warn)
-            if ref.kind == "Deployment" and ref.name == Identity.of(gd).name:
+            if serving:
                 live_deployment = live
         wanted = {ref for ref, _ in children}
         namespace = gd.metadata.namespace

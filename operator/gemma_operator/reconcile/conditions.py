@@ -50,6 +50,15 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Paced:
+    """The operator's own rollout of the object (after an upgrade), as status tells it: waiting for a slot, or
+    past its slot's timeout and not Ready yet; each a message, empty when not so."""
+
+    waiting: str = ""
+    timed_out: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the status is computed from."""
 
@@ -68,6 +77,9 @@ class Observed:
     # Condition Verified as (status, reason, message); None when verification is off.
     verified: tuple[str, Reason, str] | None = None
     scaling: Scaling | None = None
+    # status.runtime as the live Deployment's template says (provenance.runtime_of), and its paced rollout.
+    running: Mapping[str, Any] | None = None
+    paced: Paced = Paced()
 
 
 def _condition(
@@ -188,6 +200,14 @@ def _scheduled(pods: Sequence[PodState], hint: str) -> tuple[str, Reason, str]:
     return UNKNOWN, Reason.PENDING, "waiting for pods"
 
 
+def _reconciling(ready: bool, stalled: bool, reason: Reason, waiting: str, paced: Paced) -> tuple[str, Reason, str]:
+    """Status, reason and message of the Reconciling condition."""
+    if paced.waiting and not stalled:
+        # Serving as before while the operator's own change of the template waits for its turn.
+        return TRUE, Reason.OPERATOR_UPGRADE_PENDING, paced.waiting + ("" if ready else f"; {waiting}")
+    return (FALSE, Reason.READY, "") if ready else (FALSE if stalled else TRUE, reason, waiting)
+
+
 def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: str) -> dict[str, Any]:
     """The whole status object for one GemmaDeployment."""
     previous = {c.get("type", ""): c for c in previous_status.get("conditions") or []}
@@ -222,6 +242,9 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         ]
 
     planned = _planned(observed.plan)
+    # What the pods run is what the last template rolled out to all of them runs.
+    if previous_status.get("runtime"):
+        base["runtime"] = previous_status["runtime"]
     if observed.refusal is not None:
         refusal = observed.refusal
         conditions = [
@@ -241,6 +264,8 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         # The Deployment's counts can run ahead of the pod events: Ready waits until readyReplicas
         # agrees, so that status never says Ready with fewer ready replicas than desired.
         rolled_out, progress = False, f"{ready_pods}/{observed.desired_replicas} ready pods seen"
+    if rolled_out and observed.running is not None:
+        base["runtime"] = dict(observed.running)
     failure = None if rolled_out else pod_failure(pods) or deployment_failure(observed.deployment)
     if observed.desired_replicas == 0:
         available = condition("Available", TRUE, Reason.SCALED_TO_ZERO, "0 replicas desired")
@@ -254,6 +279,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
     ready = rolled_out or observed.desired_replicas == 0
     reason = failure[0] if failure else Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
     waiting = f"rolling out: {progress}" + (f": {failure[1]}" if failure else "")
+    waiting += f"; {observed.paced.timed_out}" if observed.paced.timed_out else ""
     # Past the deadline the Deployment is Stalled to kstatus, and pods the kubelet cannot configure wait for a
     # human: the operator's status says so.
     deadline = failure if failure and failure[0] in STALLING_FAILURES else None
@@ -264,6 +290,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         if ready and verified_status != TRUE:
             # Ready includes Verified: the pods are up, but the model has not answered yet.
             ready, reason, waiting = False, verified_reason, f"waiting for the smoke check: {verified_message}"
+    reconciling = _reconciling(ready, deadline is not None, reason, waiting, observed.paced)
     conditions = [
         condition(
             "Ready",
@@ -271,12 +298,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
             Reason.READY if ready else reason,
             progress if ready else waiting,
         ),
-        condition(
-            "Reconciling",
-            FALSE if ready or deadline else TRUE,
-            Reason.READY if ready else reason,
-            "" if ready else waiting,
-        ),
+        condition("Reconciling", *reconciling),
         condition("Stalled", TRUE, *deadline) if deadline else condition("Stalled", FALSE, Reason.PLANNED, ""),
         condition("Planned", *planned),
         scheduled,

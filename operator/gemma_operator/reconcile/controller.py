@@ -10,13 +10,24 @@ from typing import Any
 
 from gemma_operator.api import RETRYABLE_REFUSALS, GemmaDeployment, InvalidSpec, Reason, parse_deployment
 from gemma_operator.catalog import AcceleratorClasses, runtimes
-from gemma_operator.planning import NodeInfo, Plan, Refused, plan, plan_report, sized_plan
+from gemma_operator.planning import (
+    CATALOG_IMAGES,
+    NodeInfo,
+    Plan,
+    Refused,
+    RuntimeImages,
+    plan,
+    plan_report,
+    sized_plan,
+)
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.children import ChildRefused, Children, owner_reference
 from gemma_operator.reconcile.clock import Clock, timestamp
-from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Scaling, rollout
+from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Paced, Scaling, rollout
 from gemma_operator.reconcile.kube import ApiError, KubeApi
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
+from gemma_operator.reconcile.pacing import Budget, Pacer, Turn
+from gemma_operator.reconcile.provenance import runtime_of
 from gemma_operator.reconcile.queue import DONE, RETRY, Result
 from gemma_operator.reconcile.state import Key, ObjectState, Planned
 from gemma_operator.reconcile.status import StatusWriter, previous_status
@@ -55,25 +66,46 @@ class Outcome:
     queue: Result = DONE
     smoke: SmokeRequest | None = None
     autoscaling: bool = False
+    # Other objects to reconcile now: a rollout slot they wait for was freed.
+    wake: tuple[Key, ...] = ()
 
 
 def planned(
-    known: Planned | None, gd: GemmaDeployment, classes: AcceleratorClasses, nodes: Sequence[NodeInfo]
+    known: Planned | None,
+    gd: GemmaDeployment,
+    classes: AcceleratorClasses,
+    nodes: Sequence[NodeInfo],
+    images: RuntimeImages = CATALOG_IMAGES,
 ) -> Planned:
     """The known plan while the spec and the node inventory are those it was made from, else a new one."""
     inventory = tuple(nodes)
     if known is not None and known.spec == gd.spec and known.nodes == inventory:
         return known
-    return Planned(gd.spec, inventory, plan(gd, classes, inventory or None))
+    return Planned(gd.spec, inventory, plan(gd, classes, inventory or None, images))
+
+
+def pool_of(result: Plan) -> str:
+    """The pool whose rollout slots a GemmaDeployment's paced rollout takes: its accelerator class, else its target."""
+    return result.placement.accelerator_class or result.placement.target.value
 
 
 class Controller:
-    def __init__(self, api: KubeApi, classes: AcceleratorClasses, clock: Clock) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        classes: AcceleratorClasses,
+        clock: Clock,
+        *,
+        images: RuntimeImages = CATALOG_IMAGES,
+        pacer: Pacer | None = None,
+    ) -> None:
         self.classes = classes
+        self.images = images
         self._api = api
         self._clock = clock
         self._children = Children(api)
         self._status = StatusWriter(api, clock)
+        self._pacer = pacer or Pacer(Budget(), clock)
 
     def reconcile(
         self, key: Key, body: Mapping[str, Any], cluster: Cluster, state: ObjectState, notes: Sequence[Note]
@@ -98,7 +130,7 @@ class Controller:
         generation = int(body["metadata"].get("generation", 0))
         try:
             gd = parse_deployment(body)
-            state.planned = planned(state.planned, gd, self.classes, cluster.nodes)
+            state.planned = planned(state.planned, gd, self.classes, cluster.nodes, self.images)
             result = state.planned.result
         except InvalidSpec as error:
             refused = Refused.because(Reason.INVALID_SPEC, str(error))
@@ -122,25 +154,82 @@ class Controller:
 
         manifests = self._children.manifests(state.children, body, gd, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
+        turn, wake = self._turn(key, state, gd, manifests, cluster, pool_of(result))
         try:
-            live = self._children.apply(state.children, gd, manifests, cluster.children, owner_reference(body), warn)
+            live = self._children.apply(
+                state.children,
+                gd,
+                manifests,
+                cluster.children,
+                owner_reference(body),
+                warn,
+                keep_deployment=turn is not None and not turn.rolls,
+            )
         except ChildRefused as refused:
             return self._refuse(key, body, state, observed, refused.refusal, retry=refused.transient)
         observed = replace(
             observed, deployment=live, scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use)
         )
+        paced, paced_due, freed = self._paced(key, body, observed, turn, pool_of(result))
+        observed = replace(observed, running=runtime_of(live), paced=paced)
         smoke = None
         if gd.spec.serving.verify:
             verdict, smoke = self._verified(state, body, observed, result)
             observed = replace(observed, verified=verdict)
         held = self._status.write(key, state.status, body, observed)
-        due = [seconds for seconds in (held, self._recheck_in(state)) if seconds > 0]
+        due = [seconds for seconds in (held, self._recheck_in(state), paced_due) if seconds > 0]
         return Outcome(
             "reconciled",
             Result(after=min(due)) if due else DONE,
             smoke,
             autoscaling=gd.spec.autoscaling.enabled,
+            wake=tuple(dict.fromkeys((*wake, *freed))),
         )
+
+    def _turn(
+        self,
+        key: Key,
+        state: ObjectState,
+        gd: GemmaDeployment,
+        manifests: list[dict[str, Any]],
+        cluster: Cluster,
+        pool: str,
+    ) -> tuple[Turn | None, tuple[Key, ...]]:
+        """The turn of a template change the operator makes on its own (None: there is none, and the Deployment is
+        applied as always), and the waiters a timed-out slot freed."""
+        if not self._children.operator_change(state.children, gd, manifests, cluster.children):
+            self._pacer.withdraw(key)
+            return None, ()
+        return self._pacer.request(key, pool)
+
+    def _paced(
+        self, key: Key, body: Mapping[str, Any], observed: Observed, turn: Turn | None, pool: str
+    ) -> tuple[Paced, float, tuple[Key, ...]]:
+        """Status of the paced rollout, the seconds until it is due again (0: not), and the waiters it frees."""
+        complete, _ = rollout(observed.deployment, observed.desired_replicas)
+        ready_pods = sum(1 for pod in observed.pods if pod.ready and not pod.terminating)
+        progress = self._pacer.progress(key, complete and ready_pods >= observed.desired_replicas)
+        budget = self._pacer.budget
+        timed_out = ""
+        if progress.timed_out:
+            timed_out = (
+                f"operator upgrade: not Ready within {budget.timeout_seconds:.0f} s of taking its rollout slot of "
+                f"{pool}; the slot went to the next in line"
+            )
+            if progress.first:
+                self._warn(body, Reason.OPERATOR_UPGRADE_TIMED_OUT, timed_out)
+        waiting = ""
+        if turn is not None and not turn.rolls:
+            waiting = (
+                f"operator upgrade: the new template waits for a rollout slot of {pool}: position {turn.position} of "
+                f"{turn.queued} waiting, {turn.rolling} of {budget.per_pool} slots in use"
+            )
+        due = next((seconds for seconds in (turn.due if turn else None, progress.due) if seconds is not None), 0.0)
+        return Paced(waiting=waiting, timed_out=timed_out), max(due, 0.0), progress.wake
+
+    def forget(self, key: Key) -> tuple[Key, ...]:
+        """The object is gone: out of the rollout line; the waiters its slot, if it held one, frees."""
+        return self._pacer.forget(key)
 
     def _scaling(self, state: ObjectState, gd: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
         """With autoscaling on, the autoscaler's replicas (after a restart, the ones status kept), within bounds."""
@@ -202,7 +291,9 @@ class Controller:
         held = self._status.write(key, state.status, body, replace(observed, refusal=refusal))
         if retry is None:
             retry = refusal.reason in RETRYABLE_REFUSALS
-        return Outcome("stalled", Result(retry=retry, after=held or None))
+        # No rollout of the operator's own is waited for while the spec cannot be served: its slot, if it held
+        # one, goes to the next in line.
+        return Outcome("stalled", Result(retry=retry, after=held or None), wake=self._pacer.forget(key))
 
     def _warn(self, body: Mapping[str, Any], reason: Reason, message: str) -> None:
         try:

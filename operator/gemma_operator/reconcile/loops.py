@@ -107,6 +107,8 @@ class Loops:
 
     def forget(self, key: Key) -> None:
         self.reconciles.forget(key)
+        for waiting in self._controller.forget(key):
+            self.reconciles.add(waiting)
         for job in (Job.VERIFY, Job.AUTOSCALE):
             self.probes.forget((job, key))
         self.states.forget(key)
@@ -123,6 +125,8 @@ class Loops:
             self._pool, self._controller.reconcile, key, gemma, cluster, state, notes
         )
         state.handled = uid_generation(gemma["metadata"])
+        for waiting in outcome.wake:
+            self.reconciles.add(waiting)
         if outcome.smoke is not None:
             self.probes.add((Job.VERIFY, key), note=outcome.smoke)
         if outcome.autoscaling and not state.ticking:

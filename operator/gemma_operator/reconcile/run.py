@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import kopf
@@ -12,12 +12,14 @@ from prometheus_client import start_http_server
 
 from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
 from gemma_operator.catalog import default_accelerator_classes, load_accelerator_classes
+from gemma_operator.planning import CATALOG_IMAGES, RuntimeImages
 from gemma_operator.reconcile import handlers  # importing registers the kopf handlers
 from gemma_operator.reconcile.autoscaler import Autoscaler
 from gemma_operator.reconcile.clock import SystemClock
 from gemma_operator.reconcile.controller import Controller
 from gemma_operator.reconcile.kube import KubeApi, load_configuration
 from gemma_operator.reconcile.loops import RECONCILE_WORKERS, Loops
+from gemma_operator.reconcile.pacing import Budget, Pacer
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,12 @@ class Options:
     metrics_address: str = "0.0.0.0"
     accelerator_classes: Path | None = None
     autoscaling_interval: float = SCRAPE_INTERVAL_SECONDS
+    # The runtimes' default images, in place of the catalog's (--runtime-image).
+    runtime_images: RuntimeImages = field(default_factory=lambda: CATALOG_IMAGES)
+    # Rollouts the operator starts on its own (an upgrade's new template): at most this many at a time per pool,
+    # each holding its slot until Ready or for at most the timeout.
+    upgrade_rollouts_per_class: int = Budget.per_pool
+    upgrade_rollout_timeout: float = Budget.timeout_seconds
     json_logs: bool = False
     verbose: bool = False
 
@@ -56,9 +64,13 @@ def run_operator(options: Options) -> None:
         start_http_server(options.metrics_port, addr=options.metrics_address)
     clock = SystemClock()
     view = handlers.IndexView()
+    budget = Budget(options.upgrade_rollouts_per_class, options.upgrade_rollout_timeout)
+    controller = Controller(
+        KubeApi(_api_client()), classes, clock, images=options.runtime_images, pacer=Pacer(budget, clock)
+    )
     loops = Loops(
-        Controller(KubeApi(_api_client()), classes, clock),
-        Autoscaler(classes, clock),
+        controller,
+        Autoscaler(classes, clock, options.runtime_images),
         view.lookup,
         clock,
         inventory=view.inventory,
