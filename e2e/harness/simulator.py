@@ -38,6 +38,23 @@ class ServingSim:
             raise AssertionError(f"servingsim refused {body} for {namespace}/{name}: {status} {doc}")
         return dict(doc)
 
+    def start_traffic(self, namespace: str, instance: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Feed requests to the pods of one GemmaDeployment over time (e2e/servingsim/traffic.py)."""
+        status, doc = http_json("PUT", f"{self.url}/traffic/{namespace}/{instance}", dict(body), timeout=30.0)
+        if status != 200:
+            raise AssertionError(f"servingsim refused traffic for {namespace}/{instance}: {status} {doc}")
+        return dict(doc)
+
+    def traffic(self, namespace: str, instance: str) -> dict[str, Any]:
+        """Where the traffic stands: requests arrived and finished, each pod's queue, and a per-second history."""
+        status, doc = http_json("GET", f"{self.url}/traffic/{namespace}/{instance}")
+        assert status == 200, doc
+        return dict(doc)
+
+    def stop_traffic(self, namespace: str, instance: str) -> None:
+        status, doc = http_json("DELETE", f"{self.url}/traffic/{namespace}/{instance}")
+        assert status == 200, doc
+
     def llama_server(self) -> str | None:
         """The real llama-server's build (its --version line) that serves llama.cpp pods, or None."""
         status, doc = http_json("GET", f"{self.url}/healthz")

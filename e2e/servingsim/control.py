@@ -10,8 +10,10 @@ from aiohttp import web
 from .fleet import REAL, SIMULATED, Fleet, RealServerPod, UnknownPod
 from .hostile import parse_hostility
 from .state import LoadFieldError, parse_load_update
+from .traffic import Traffics, parse_traffic
 
 FLEET_KEY = web.AppKey("fleet", Fleet)
+TRAFFIC_KEY = web.AppKey("traffic", Traffics)
 
 
 def _json(status: int, document: Any) -> web.Response:
@@ -107,6 +109,35 @@ async def put_namespace(request: web.Request) -> web.Response:
     return _json(200, {"namespace": namespace, "llamaServer": mode})
 
 
+async def put_traffic(request: web.Request) -> web.Response:
+    """Feed requests to the pods of one GemmaDeployment over time (servingsim/traffic.py), replacing any before."""
+    namespace, instance = request.match_info["namespace"], request.match_info["instance"]
+    try:
+        document = json.loads(await request.read())
+    except ValueError as exc:
+        return _json(400, {"error": f"body is not valid JSON: {exc}", "field": "(body)"})
+    try:
+        plan = parse_traffic(document)
+    except LoadFieldError as exc:
+        return _json(400, {"error": str(exc), "field": exc.field})
+    traffic = await request.app[TRAFFIC_KEY].start(namespace, instance, plan)
+    return _json(200, traffic.describe())
+
+
+async def get_traffic(request: web.Request) -> web.Response:
+    namespace, instance = request.match_info["namespace"], request.match_info["instance"]
+    traffic = request.app[TRAFFIC_KEY].get(namespace, instance)
+    if traffic is None:
+        return _json(404, {"error": f"no traffic for {namespace}/{instance}"})
+    return _json(200, traffic.describe())
+
+
+async def delete_traffic(request: web.Request) -> web.Response:
+    namespace, instance = request.match_info["namespace"], request.match_info["instance"]
+    await request.app[TRAFFIC_KEY].stop(namespace, instance)
+    return _json(200, {"namespace": namespace, "instance": instance})
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -121,10 +152,20 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 def make_app(fleet: Fleet) -> web.Application:
     app = web.Application(middlewares=[json_errors])
     app[FLEET_KEY] = fleet
+    traffics = Traffics(fleet.ready_pods)
+    app[TRAFFIC_KEY] = traffics
+
+    async def stop_traffic(_: web.Application) -> None:
+        await traffics.close()
+
+    app.on_cleanup.append(stop_traffic)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", list_pods)
     app.router.add_get("/pods/{namespace}/{name}", get_pod)
     app.router.add_put("/pods/{namespace}/{name}", put_pod)
     app.router.add_put("/pods/{namespace}/{name}/hostile", put_hostile)
     app.router.add_put("/namespaces/{namespace}", put_namespace)
+    app.router.add_put("/traffic/{namespace}/{instance}", put_traffic)
+    app.router.add_get("/traffic/{namespace}/{instance}", get_traffic)
+    app.router.add_delete("/traffic/{namespace}/{instance}", delete_traffic)
     return app

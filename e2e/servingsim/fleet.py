@@ -197,6 +197,18 @@ class Fleet:
             )
         return entry, entry.server
 
+    def ready_pods(self, namespace: str, instance: str) -> dict[str, PodServer]:
+        """The simulated pods of one GemmaDeployment that serve now (listening, not loading), by name."""
+        return {
+            key[1]: entry.server
+            for key, entry in self.entries.items()
+            if key[0] == namespace
+            and entry.target.instance == instance
+            and isinstance(entry.server, PodServer)
+            and entry.server.listening
+            and not entry.load.loading
+        }
+
     async def update_load(self, namespace: str, name: str, update: LoadUpdate) -> Entry:
         entry, server = self.simulated(namespace, name)
         entry.load.apply(update)

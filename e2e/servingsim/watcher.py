@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from gemma_operator.rendering import RUNTIME_LABEL
+from gemma_operator.rendering import INSTANCE_LABEL, RUNTIME_LABEL
 
 from .loopback import is_loopback_v4
 from .runtimes import RUNTIMES, runtime_for_image
@@ -43,6 +43,8 @@ class Target:
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    # The GemmaDeployment the pod serves (its app.kubernetes.io/instance label): what PUT /traffic routes to.
+    instance: str = ""
 
     @property
     def key(self) -> PodKey:
@@ -152,6 +154,7 @@ def target_for_pod(pod: Mapping[str, Any]) -> Decision:
         command=tuple(str(c) for c in container.get("command") or []),
         args=tuple(str(a) for a in container.get("args") or []),
         env=env,
+        instance=str(labels.get(INSTANCE_LABEL, "")),
     )
 
 

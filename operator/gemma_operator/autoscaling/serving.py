@@ -165,6 +165,8 @@ class Serving:
     max_tokens: int
     roofline: Roofline
     startup_seconds: float
+    # The tokens its KV cache holds (the plan's concurrency.cacheTokens): what a KV-cache usage is a share of.
+    cache_tokens: int
 
 
 def serving_for(
@@ -200,6 +202,7 @@ def serving_for(
         max_tokens=context_tokens,
         roofline=roofline,
         startup_seconds=startup_seconds(result.memory.weights_gi_b * GIB),
+        cache_tokens=result.concurrency.cache_tokens,
     )
 
 

@@ -4,11 +4,9 @@ Every simulated second the autoscaler sees each ready pod's load (requests waiti
 runtimes' /metrics report) and may resize the deployment; then that second's arrivals are routed, each to the
 ready pod with the fewest requests in flight (those of this second included), and every pod serves its second.
 
-A pod runs continuous batching (serving.py): at most `max_batch` sequences at once, the rest wait in its queue
-in arrival order. A step's time is the roofline's for the sequences decoding and the prefill it advances; each
-admitted request prefills its prompt (its first token comes with the end of its prefill), then decodes one token
-a step. Within a second the pod moves from event to event (an arrival with room in the batch, a prefill done, a
-sequence done), so a request's TTFT, TPOT and end-to-end latency are those of the steps it took part in.
+A pod runs continuous batching (engine.PodEngine, on the roofline of serving.py): at most `max_batch` sequences
+at once, the rest wait in its queue in arrival order; within a second it moves from event to event, so a
+request's TTFT, TPOT and end-to-end latency are those of the steps it took part in.
 
 A pod holds its GPUs, and counts in replica-seconds, from its creation; it serves only once it is ready, the
 startup time later. A scale-down removes starting pods first, then the ready pods with the fewest requests in
@@ -26,8 +24,9 @@ from functools import cached_property
 from typing import Protocol
 
 from gemma_operator.api import AutoscalingSpec, Precision, ServingSpec
+from gemma_operator.autoscaling.engine import PodEngine
 from gemma_operator.autoscaling.policy import SCRAPE_INTERVAL_SECONDS
-from gemma_operator.autoscaling.serving import Roofline, Serving, serving_for
+from gemma_operator.autoscaling.serving import Serving, serving_for
 from gemma_operator.autoscaling.signals import Load
 from gemma_operator.autoscaling.traces import Request, Workload
 
@@ -38,7 +37,6 @@ SERVING_DEFAULTS = ServingSpec()
 SLO_TTFT_SECONDS = 2.0
 SLO_TPOT_SECONDS = 0.2
 SLO_PERCENTILE = 0.95
-EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -139,112 +137,36 @@ class Run:
     outcomes: tuple[Outcome, ...]
 
 
-class _Pod:
-    """One pod's batch. Mutable, and private to a run: `simulate` is pure from the outside."""
-
-    def __init__(self, ready_at: int, serving: Serving) -> None:
-        self.ready_at = ready_at
-        self.max_batch = serving.max_batch
-        self.budget = serving.prefill_budget
-        self.roofline: Roofline = serving.roofline
-        self.now = float(ready_at)
-        self.waiting: deque[int] = deque()
-        self.prefilling: deque[int] = deque()
-        self.prompt_left: dict[int, float] = {}
-        self.decoding: list[tuple[float, int]] = []  # heap of (step count at which it is done, request)
-        self.started: dict[int, tuple[float, int]] = {}  # request -> (step count at its first token, prompt)
-        self.steps = 0.0
-
-    @property
-    def running(self) -> int:
-        return len(self.prefilling) + len(self.decoding)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self.waiting) + self.running
-
-    def unfinished(self) -> list[int]:
-        return [*self.prefilling, *(r for _, r in self.decoding), *self.waiting]
-
-    def serve(self, until: float, arrivals: list[tuple[float, int]], trace: _Trace) -> None:
-        """Run the batch up to `until`, taking `arrivals` (time, request) into the queue as they come."""
-        self.now = max(self.now, until - 1)
-        coming = 0
-        while True:
-            while coming < len(arrivals) and arrivals[coming][0] <= self.now + EPSILON:
-                self.waiting.append(arrivals[coming][1])
-                coming += 1
-            while self.waiting and self.running < self.max_batch:
-                request = self.waiting.popleft()
-                self.prefilling.append(request)
-                self.prompt_left[request] = trace.prompts[request]
-            next_arrival = arrivals[coming][0] if coming < len(arrivals) else math.inf
-            if not self.running:
-                self.now = min(until, next_arrival)
-                if self.now >= until - EPSILON:
-                    break
-                continue
-            contexts = [prompt + self.steps - first for first, prompt in self.started.values()]
-            pending = sum(self.prompt_left.values())
-            prefill = min(max(self.budget - len(self.decoding), 0), pending)
-            step = self.roofline.step_seconds(contexts, prefill)
-            events = [(until - self.now) / step]
-            if self.decoding:
-                events.append(self.decoding[0][0] - self.steps)
-            if prefill:
-                events.append(self.prompt_left[self.prefilling[0]] / prefill)
-            if self.running < self.max_batch:
-                events.append((next_arrival - self.now) / step)
-            count = max(min(events), 0.0)
-            self.now += count * step
-            if self.decoding:
-                self.steps += count
-            self._prefilled(count * prefill, trace)
-            self._finished(trace)
-            if self.now >= until - EPSILON:
-                break
-        # Arrivals the batch had no room for by the end of the second wait for it.
-        self.waiting.extend(request for _, request in arrivals[coming:])
-
-    def _prefilled(self, tokens: float, trace: _Trace) -> None:
-        while self.prefilling and tokens > 0:
-            request = self.prefilling[0]
-            done = min(self.prompt_left[request], tokens)
-            self.prompt_left[request] -= done
-            tokens -= done
-            if self.prompt_left[request] > EPSILON:
-                break
-            self.prefilling.popleft()
-            del self.prompt_left[request]
-            trace.first_token[request] = self.now
-            self.started[request] = (self.steps, trace.prompts[request])
-            heapq.heappush(self.decoding, (self.steps + trace.outputs[request] - 1, request))
-
-    def _finished(self, trace: _Trace) -> None:
-        while self.decoding and self.decoding[0][0] <= self.steps + EPSILON:
-            _, request = heapq.heappop(self.decoding)
-            del self.started[request]
-            trace.done[request] = self.now
-
-
 @dataclass
-class _Trace:
-    """The requests' token counts and, as the run goes, their first- and last-token times."""
+class RequestLedger:
+    """The requests' token counts and, as the run goes, their first- and last-token times (an engine.Ledger)."""
 
     arrivals: list[float]
     prompts: list[int]
     outputs: list[int]
-    first_token: dict[int, float] = field(default_factory=dict)
+    first_token_at: dict[int, float] = field(default_factory=dict)
     done: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, requests: tuple[Request, ...]) -> _Trace:
+    def of(cls, requests: tuple[Request, ...]) -> RequestLedger:
         return cls(
             [r.arrival for r in requests], [r.prompt_tokens for r in requests], [r.output_tokens for r in requests]
         )
 
+    def prompt_tokens(self, request: int) -> int:
+        return self.prompts[request]
+
+    def output_tokens(self, request: int) -> int:
+        return self.outputs[request]
+
+    def first_token(self, request: int, at: float) -> None:
+        self.first_token_at[request] = at
+
+    def finished(self, request: int, at: float) -> None:
+        self.done[request] = at
+
     def outcome(self, request: int) -> Outcome:
-        arrival, first, last = self.arrivals[request], self.first_token.get(request), self.done.get(request)
+        arrival, first, last = self.arrivals[request], self.first_token_at.get(request), self.done.get(request)
         output = self.outputs[request]
         tpot = None if first is None or last is None else (last - first) / max(output - 1, 1)
         return Outcome(
@@ -275,8 +197,8 @@ def initial_replicas(workload: Workload, config: SimulationConfig) -> int:
 def simulate(workload: Workload, config: SimulationConfig, autoscaler: Autoscaler) -> Run:
     """Each second: the autoscaler sees the pods and may resize them, then the arrivals are routed and served."""
     serving = config.serving
-    trace = _Trace.of(workload.requests)
-    pods = [_Pod(0, serving) for _ in range(initial_replicas(workload, config))]
+    trace = RequestLedger.of(workload.requests)
+    pods = [PodEngine(0, serving) for _ in range(initial_replicas(workload, config))]
     router: deque[int] = deque()  # requests no pod has taken yet, in arrival order
     next_request = 0
     seconds: list[Second] = []
@@ -293,10 +215,10 @@ def simulate(workload: Workload, config: SimulationConfig, autoscaler: Autoscale
         while next_request < len(trace.arrivals) and trace.arrivals[next_request] < second + 1:
             arriving.append(next_request)
             next_request += 1
-        routed, unrouted = _route(ready, [*router, *arriving], trace, second)
+        routed, unrouted = route(ready, [*router, *arriving], trace.arrivals, second)
         router = deque(unrouted)
         for index, pod in enumerate(ready):
-            pod.serve(second + 1, routed.get(index, []), trace)
+            pod.serve(second, second + 1, routed.get(index, []), trace)
         seconds.append(
             Second(
                 arrivals=len(arriving),
@@ -310,11 +232,11 @@ def simulate(workload: Workload, config: SimulationConfig, autoscaler: Autoscale
     return Run(workload.name, config, tuple(seconds), tuple(trace.outcome(r) for r in range(len(trace.arrivals))))
 
 
-def _route(
-    ready: list[_Pod], requests: list[int], trace: _Trace, second: int
+def route(
+    ready: list[PodEngine], requests: list[int], arrivals: list[float], start: float
 ) -> tuple[dict[int, list[tuple[float, int]]], list[int]]:
-    """Each request, at its arrival time, to the ready pod with the fewest in flight (by index), and those left
-    at the router: all of them when no pod is ready."""
+    """Each request, at its arrival time (`start` for those that came before it), to the ready pod with the
+    fewest in flight (by index), and those left at the router: all of them when no pod is ready."""
     if not ready:
         return {}, requests
     routed: dict[int, list[tuple[float, int]]] = {}
@@ -322,15 +244,15 @@ def _route(
     heapq.heapify(counts)
     for request in requests:
         load, index = heapq.heappop(counts)
-        routed.setdefault(index, []).append((max(trace.arrivals[request], float(second)), request))
+        routed.setdefault(index, []).append((max(arrivals[request], float(start)), request))
         heapq.heappush(counts, (load + 1, index))
     return routed, []
 
 
-def _resize(pods: list[_Pod], desired: int, ready_from: int, serving: Serving) -> list[int]:
+def _resize(pods: list[PodEngine], desired: int, ready_from: int, serving: Serving) -> list[int]:
     """Add or remove pods in place; the unfinished requests of removed ready pods, to re-route."""
     if desired >= len(pods):
-        pods += [_Pod(ready_from, serving) for _ in range(desired - len(pods))]
+        pods += [PodEngine(ready_from, serving) for _ in range(desired - len(pods))]
         return []
     # The latest to be ready go first (starting pods), then the least loaded.
     order = sorted(pods, key=lambda pod: (-pod.ready_at, pod.in_flight))
