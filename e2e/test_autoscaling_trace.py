@@ -74,6 +74,9 @@ def test_replicas_follow_a_trace_slice_up_and_back_down(
     try:
         gemma.wait("traced", "Ready")
         assert desired(gemma, "traced") == 1
+        # Served before any request is sent: a pod that cannot listen (its address taken) fails here, by name.
+        for pod in gemma.pods("traced"):
+            servingsim.wait_for_pod(gemma.namespace, pod.metadata.name)
         rows = trace_rows()
         model = {**MODEL, "accelerator": ACCELERATOR, "maxContextTokens": CONTEXT, "maxConcurrentSequences": SEQUENCES}
         began = time.time()

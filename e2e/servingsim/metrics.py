@@ -48,6 +48,9 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
     finish: str
+    # Known when the request was batched by a serving engine (trace-driven traffic); else the whole duration,
+    # as for the simulator's answers, which come in one piece.
+    first_token_seconds: float | None = None
 
 
 class Meters(Protocol):
@@ -281,7 +284,9 @@ class VllmMeters:
         self.generation_tokens.labels(*self._labels).inc(done.completion_tokens)
         self.e2e.labels(*self._labels).observe(done.seconds)
         self.queue_time.labels(*self._labels).observe(done.queue_seconds)
-        self.ttft.labels(*self._labels).observe(done.seconds)
+        self.ttft.labels(*self._labels).observe(
+            done.seconds if done.first_token_seconds is None else done.first_token_seconds
+        )
 
     def request_failed(self, err: str) -> None:
         return None

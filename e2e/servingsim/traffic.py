@@ -118,10 +118,13 @@ class _PodLedger(RequestLedger):
         if server is None:
             return
         scale = self.time_scale
+        first_token = (self.first_token_at[request] - self.arrivals[request]) / scale
         server.meters.request_finished(
             Finished(
                 seconds=(at - self.arrivals[request]) / scale,
-                queue_seconds=(self.first_token_at[request] - self.arrivals[request]) / scale,
+                # The engine keeps no admission time: waiting and prefill together, an upper bound of the queue.
+                queue_seconds=first_token,
+                first_token_seconds=first_token,
                 prompt_tokens=self.prompts[request],
                 completion_tokens=self.outputs[request],
                 finish="length",
