@@ -167,6 +167,8 @@ class Serving:
     startup_seconds: float
     # The tokens its KV cache holds (the plan's concurrency.cacheTokens): what a KV-cache usage is a share of.
     cache_tokens: int
+    # The plan's placement.gpusPerReplica: what one replica holds, and what a replica-hour costs in GPU-hours.
+    gpus_per_replica: int
 
 
 def serving_for(
@@ -203,6 +205,7 @@ def serving_for(
         roofline=roofline,
         startup_seconds=startup_seconds(result.memory.weights_gi_b * GIB),
         cache_tokens=result.concurrency.cache_tokens,
+        gpus_per_replica=result.placement.gpus_per_replica,
     )
 
 

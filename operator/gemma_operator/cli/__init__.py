@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gemma_operator.api import Family, Precision, Runtime
-from gemma_operator.cli import commands, fleet, simulate
+from gemma_operator.cli import commands, fleet, simulate, size
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true")
 
     simulate.add_parser(sub)
+    size.add_parser(sub)
     return top
 
 
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.crd_command()
         if args.command == "simulate-autoscaling":
             return simulate.simulate_command(args)
+        if args.command == "size":
+            return size.size_command(args)
         if args.command == "fleet":
             return fleet.fleet_command(args.accelerator_classes, args.output)
         if args.command == "run":

@@ -16,6 +16,7 @@ from gemma_operator.autoscaling.simulation import SimulationConfig
 from gemma_operator.autoscaling.traces import (
     BUILTIN_TRACES,
     LENGTHS,
+    Lengths,
     TraceError,
     Workload,
     read_workload_csv,
@@ -154,11 +155,16 @@ def _workload(args: argparse.Namespace, config: SimulationConfig) -> Workload:
     path: Path | None = args.trace_file
     if path is None:
         return shape_workload(BUILTIN_TRACES[args.trace](), config, lengths)
+    return read_trace_file(path, lengths, config.max_context_tokens)
+
+
+def read_trace_file(path: Path, lengths: Lengths, max_tokens: int) -> Workload:
+    """A CSV trace of either format; a file that cannot be read is a TraceError naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise TraceError(f"{path}: {error}") from None
-    return read_workload_csv(str(path), text, lengths, config.max_context_tokens)
+    return read_workload_csv(str(path), text, lengths, max_tokens)
 
 
 def ratio(builtin: float | None, baseline: float | None) -> str:
