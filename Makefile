@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv lint unit e2e test plan generate bench-autoscaling refresh-runtime-facts lock demo demo-down bench chaos
+.PHONY: help venv lint unit e2e test plan generate bench-autoscaling bench-procurement refresh-runtime-facts lock demo demo-down bench chaos
 
 help:
 	@echo "make demo     local control plane + operator + the four examples, left running"
@@ -17,8 +17,9 @@ help:
 	@echo "make unit     unit and property tests of the pure core"
 	@echo "make e2e      the e2e suite (builds and starts the local control plane)"
 	@echo "make generate regenerate every generated file (python -m gemma_docgen): crds/ and its chart and manifests/ copies,"
-	@echo "              docs/capacity.md, docs/api.md, docs/benchmarks/autoscaling*, manifests/operator.yaml"
+	@echo "              docs/capacity.md, docs/api.md, docs/procurement.md, docs/benchmarks/autoscaling*, manifests/operator.yaml"
 	@echo "make bench-autoscaling  run the autoscaling suite -> docs/benchmarks/autoscaling-suite.json (minutes)"
+	@echo "make bench-procurement  size every default configuration on Azure trace slices -> docs/benchmarks/procurement-suite.json (about a minute)"
 	@echo "make refresh-runtime-facts  re-read every option of each runtime's parser from its source at the pinned"
 	@echo "              versions -> operator/gemma_operator/catalog/versions/flags/, and every metric it registers ->"
 	@echo "              .../versions/metrics/ (GEMMA_TGI_SOURCE=<git clone> needed)"
@@ -59,6 +60,11 @@ demo-down:
 # The autoscaling suite (a few minutes): docs/benchmarks/autoscaling-suite.json, which `make generate` renders.
 bench-autoscaling: venv
 	$(BIN)/python -m gemma_docgen.autoscaling_suite
+
+# The procurement measurements (about a minute): docs/benchmarks/procurement-suite.json, which `make generate`
+# renders as docs/procurement.md.
+bench-procurement: venv
+	$(BIN)/python -m gemma_docgen.procurement_suite
 
 # Every generated file (tests/unit/test_generated.py fails when a committed one is stale).
 generate: venv helm

@@ -1,4 +1,6 @@
-"""A small SVG line chart: stacked panels sharing one time axis, enough for the benchmark's plots."""
+"""A small SVG line chart: stacked panels sharing one x axis (time, or labelled points), enough for the docs' plots.
+
+A value that is NaN is a gap: the line stops before it and starts again after it."""
 
 from __future__ import annotations
 
@@ -37,6 +39,18 @@ def nice_ceiling(value: float) -> float:
 
 def chart(title: str, seconds_per_value: float, panels: Sequence[Panel]) -> str:
     """An SVG document: one panel per entry, top to bottom, x in minutes."""
+    count = max(len(s.values) for panel in panels for s in panel.series)
+    minutes = count * seconds_per_value / 60
+    ticks = [(minute * 60 / seconds_per_value, f"{minute} min") for minute in range(0, int(minutes) + 1, 10)]
+    return _document(title, panels, count, ticks)
+
+
+def labelled_chart(title: str, labels: Sequence[str], panels: Sequence[Panel]) -> str:
+    """An SVG document: one panel per entry, the values at evenly spaced x positions named by `labels`."""
+    return _document(title, panels, len(labels), list(enumerate(labels)))
+
+
+def _document(title: str, panels: Sequence[Panel], count: int, ticks: Sequence[tuple[float, str]]) -> str:
     height = TOP + len(panels) * (PANEL_HEIGHT + GAP)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -45,16 +59,26 @@ def chart(title: str, seconds_per_value: float, panels: Sequence[Panel]) -> str:
         f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
     ]
     for index, panel in enumerate(panels):
-        parts += _panel(panel, TOP + index * (PANEL_HEIGHT + GAP) + 18, seconds_per_value)
+        parts += _panel(panel, TOP + index * (PANEL_HEIGHT + GAP) + 18, count, ticks)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-def _panel(panel: Panel, top: float, seconds_per_value: float) -> list[str]:
+def _runs(values: Sequence[float]) -> list[list[tuple[int, float]]]:
+    """The indexed values split at every NaN."""
+    runs: list[list[tuple[int, float]]] = [[]]
+    for index, value in enumerate(values):
+        if math.isnan(value):
+            runs.append([])
+        else:
+            runs[-1].append((index, value))
+    return [run for run in runs if run]
+
+
+def _panel(panel: Panel, top: float, count: int, ticks: Sequence[tuple[float, str]]) -> list[str]:
     plot_width = WIDTH - LEFT - RIGHT
-    count = max(len(s.values) for s in panel.series)
-    ceiling = nice_ceiling(max(max(s.values, default=0.0) for s in panel.series))
-    minutes = count * seconds_per_value / 60
+    drawn = [v for s in panel.series for v in s.values if not math.isnan(v)]
+    ceiling = nice_ceiling(max(drawn, default=0.0))
 
     def x(index: float) -> float:
         return LEFT + plot_width * index / max(count - 1, 1)
@@ -69,15 +93,19 @@ def _panel(panel: Panel, top: float, seconds_per_value: float) -> list[str]:
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>'
         )
-    for minute in range(0, int(minutes) + 1, 10):
-        at = x(minute * 60 / seconds_per_value)
+    for index, label in ticks:
+        at = x(index)
         anchor = "end" if at > WIDTH - RIGHT - 20 else "middle"
-        parts.append(f'<text x="{at:.1f}" y="{top + PANEL_HEIGHT + 14}" text-anchor="{anchor}">{minute} min</text>')
+        parts.append(f'<text x="{at:.1f}" y="{top + PANEL_HEIGHT + 14}" text-anchor="{anchor}">{escape(label)}</text>')
     legend_x = WIDTH - RIGHT
     for series in reversed(panel.series):
         dash = ' stroke-dasharray="4 3"' if series.dashed else ""
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(series.values))
-        parts.append(f'<polyline fill="none" stroke="{series.color}" stroke-width="1.5"{dash} points="{points}"/>')
+        for run in _runs(series.values):
+            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
+            parts.append(f'<polyline fill="none" stroke="{series.color}" stroke-width="1.5"{dash} points="{points}"/>')
+            if len(run) == 1:  # a lone point draws no line
+                ((i, v),) = run
+                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{series.color}"/>')
         legend_x -= 30 + 6 * len(series.label)  # the legend sits on the title line, right-aligned
         parts.append(
             f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{top - 10}" y2="{top - 10}" '

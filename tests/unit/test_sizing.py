@@ -153,3 +153,14 @@ def test_json_lists_every_configuration(tmp_path: Path, capsys: pytest.CaptureFi
         )
         assert not math.isnan(row["gpuHours"])
     assert any("refusal" in r for r in rows)
+
+
+def test_the_warm_up_leaves_out_the_cold_start_only() -> None:
+    """The conversation trace doubles after its first minute; a cold 31B replica set takes minutes to catch up
+    (pods start in about 2.5 min), which the whole-trace p95 would judge. After the warm-up it is served."""
+    workload = conversation(1200)
+    configuration = Configuration("31b", Precision.FP8, "h200")
+    cold, warm = measure(workload, configuration, warm_up_seconds=0), measure(workload, configuration)
+    assert cold.ttft_p95_seconds > Slo().ttft_p95_seconds >= warm.ttft_p95_seconds
+    assert (cold.trace_seconds, warm.trace_seconds) == (1200, 1200 - warm.warm_up_seconds)
+    assert warm.replica_seconds < cold.replica_seconds

@@ -5,9 +5,14 @@ Each configuration is one `measure`: the planner's replica (serving.serving_for,
 reason), simulated on the workload under the operator's autoscaler. `price` turns the measurements into
 GPU-hours, costs and the SLO verdict without simulating again, so a change of SLO or prices is cheap.
 
-The SLO rule: a configuration meets the SLOs when the p95 TTFT and the p95 TPOT over every request of the trace
+The SLO rule: a configuration meets the SLOs when the p95 TTFT and the p95 TPOT over the trace's requests
 (nearest rank; a request never served counts as infinitely late) are at most the thresholds. Scale-up lag is
 part of it: requests that queue while new pods start (minutes, from the weights) count as late.
+
+The first `warm_up_seconds` are left out of the verdict and of the GPU-hours: a simulation starts cold, with
+pods for the first minute's load, and a trace that rises after its first minute would otherwise be judged on
+the minutes the first scale-up takes to start pods and drain its backlog, which a running service never
+sees. Only requests that arrive after the warm-up count, and only the pods of the seconds after it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gemma_operator.api import Precision
 from gemma_operator.autoscaling.benchmark import BuiltinAutoscaler, default_policy
@@ -35,6 +41,8 @@ DEFAULT_ACCELERATORS = ("h100", "h200", "l4")
 # Room to scale far beyond the simulation's default bound: sizing asks how many replicas the load needs, and a
 # run that reaches this bound is marked (`atMaxReplicas`), its numbers a lower bound.
 SIZING_MAX_REPLICAS = 512
+# Pod startup (about 2.5 min for these models) plus the backlog it leaves to drain and the scale-down after it.
+WARM_UP_SECONDS = 300
 SECONDS_PER_HOUR = 3600
 HOURS_PER_DAY = 24
 TOKENS_PER_MILLION = 1e6
@@ -68,7 +76,9 @@ class Measurement:
     """One configuration's run on the workload; `refusal` set (and the rest zero) when it cannot serve it."""
 
     configuration: Configuration
+    # The seconds measured: the trace's, less the warm-up before them.
     trace_seconds: int
+    warm_up_seconds: int = 0
     refusal: str | None = None
     gpus_per_replica: int = 0
     max_batch: int = 0
@@ -80,38 +90,87 @@ class Measurement:
     # Output tokens of the requests that finished within the trace.
     generated_tokens: int = 0
 
+    def as_json(self) -> dict[str, object]:
+        """Every field, camelCase; an infinite p95 (a request never served) as null."""
+        c = self.configuration
+        return {
+            "variant": c.variant,
+            "precision": c.precision.value,
+            "accelerator": c.accelerator,
+            "traceSeconds": self.trace_seconds,
+            "warmUpSeconds": self.warm_up_seconds,
+            "refusal": self.refusal,
+            "gpusPerReplica": self.gpus_per_replica,
+            "maxBatch": self.max_batch,
+            "replicasPeak": self.replicas_peak,
+            "replicaSeconds": self.replica_seconds,
+            "atMaxReplicas": self.at_max_replicas,
+            "ttftP95Seconds": _round(self.ttft_p95_seconds),
+            "tpotP95Seconds": _round(self.tpot_p95_seconds),
+            "generatedTokens": self.generated_tokens,
+        }
 
-def measure(workload: Workload, configuration: Configuration, max_replicas: int = SIZING_MAX_REPLICAS) -> Measurement:
-    """`configuration` planned and simulated on `workload` under the built-in autoscaler."""
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> Measurement:
+        def seconds(value: float | None) -> float:
+            return math.inf if value is None else float(value)
+
+        return cls(
+            Configuration(entry["variant"], Precision(entry["precision"]), entry["accelerator"]),
+            trace_seconds=entry["traceSeconds"],
+            warm_up_seconds=entry["warmUpSeconds"],
+            refusal=entry["refusal"],
+            gpus_per_replica=entry["gpusPerReplica"],
+            max_batch=entry["maxBatch"],
+            replicas_peak=entry["replicasPeak"],
+            replica_seconds=entry["replicaSeconds"],
+            at_max_replicas=entry["atMaxReplicas"],
+            ttft_p95_seconds=seconds(entry["ttftP95Seconds"]),
+            tpot_p95_seconds=seconds(entry["tpotP95Seconds"]),
+            generated_tokens=entry["generatedTokens"],
+        )
+
+
+def measure(
+    workload: Workload,
+    configuration: Configuration,
+    warm_up_seconds: int = WARM_UP_SECONDS,
+    max_replicas: int = SIZING_MAX_REPLICAS,
+) -> Measurement:
+    """`configuration` planned and simulated on `workload` under the built-in autoscaler, measured after the
+    warm-up (none where the trace is not longer than it)."""
+    warm_up = warm_up_seconds if workload.seconds > warm_up_seconds else 0
     config = SimulationConfig(
         variant=configuration.variant,
         precision=configuration.precision,
         accelerator=configuration.accelerator,
         max_replicas=max_replicas,
     )
+    measured_seconds = workload.seconds - warm_up
     try:
         serving = config.serving
     except NotServable as error:
-        return Measurement(configuration, workload.seconds, refusal=str(error))
+        return Measurement(configuration, measured_seconds, warm_up, refusal=str(error))
     run = simulate(workload, config, BuiltinAutoscaler(default_policy(config), config.scrape_seconds))
-    peak = max((s.replicas for s in run.seconds), default=0)
-    ttfts = [math.inf if o.ttft is None else o.ttft for o in run.outcomes]
-    tpots = [math.inf if o.tpot is None else o.tpot for o in run.outcomes]
+    seconds = run.seconds[warm_up:]
+    counted = [
+        (request, outcome)
+        for request, outcome in zip(workload.requests, run.outcomes, strict=True)
+        if request.arrival >= warm_up
+    ]
+    peak = max((s.replicas for s in seconds), default=0)
     return Measurement(
         configuration,
-        workload.seconds,
+        measured_seconds,
+        warm_up,
         gpus_per_replica=serving.gpus_per_replica,
         max_batch=serving.max_batch,
         replicas_peak=peak,
-        replica_seconds=sum(s.replicas for s in run.seconds),
-        at_max_replicas=peak >= max_replicas,
-        ttft_p95_seconds=percentile(ttfts, SLO_PERCENTILE),
-        tpot_p95_seconds=percentile(tpots, SLO_PERCENTILE),
-        generated_tokens=sum(
-            request.output_tokens
-            for request, outcome in zip(workload.requests, run.outcomes, strict=True)
-            if outcome.e2e is not None
-        ),
+        replica_seconds=sum(s.replicas for s in seconds),
+        at_max_replicas=max(s.replicas for s in run.seconds) >= max_replicas,
+        ttft_p95_seconds=percentile([math.inf if o.ttft is None else o.ttft for _, o in counted], SLO_PERCENTILE),
+        tpot_p95_seconds=percentile([math.inf if o.tpot is None else o.tpot for _, o in counted], SLO_PERCENTILE),
+        generated_tokens=sum(request.output_tokens for request, outcome in counted if outcome.e2e is not None),
     )
 
 
@@ -182,6 +241,8 @@ class Sizing:
             **entry,
             "gpusPerReplica": m.gpus_per_replica,
             "maxBatch": m.max_batch,
+            "measuredSeconds": m.trace_seconds,
+            "warmUpSeconds": m.warm_up_seconds,
             "replicasPeak": m.replicas_peak,
             "averageReplicas": round(self.average_replicas, 3),
             "atMaxReplicas": m.at_max_replicas,
@@ -235,6 +296,7 @@ def size(
     candidates: Sequence[Configuration],
     slo: Slo = Slo(),
     prices: Mapping[str, float] | None = None,
+    warm_up_seconds: int = WARM_UP_SECONDS,
 ) -> tuple[Sizing, ...]:
     """Every candidate measured on `workload`, judged against `slo` and priced; refused ones included."""
-    return price([measure(workload, c) for c in candidates], slo, prices)
+    return price([measure(workload, c, warm_up_seconds) for c in candidates], slo, prices)

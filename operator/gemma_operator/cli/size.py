@@ -16,6 +16,7 @@ from gemma_operator.autoscaling.sizing import (
     DEFAULT_ACCELERATORS,
     DEFAULT_PRECISIONS,
     DEFAULT_VARIANTS,
+    WARM_UP_SECONDS,
     Sizing,
     Slo,
     cheapest,
@@ -90,6 +91,13 @@ def add_parser(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     command.add_argument("--ttft-p95", type=_positive_float, default=SLO_DEFAULTS.ttft_p95_seconds, metavar="SECONDS")
     command.add_argument("--tpot-p95", type=_positive_float, default=SLO_DEFAULTS.tpot_p95_seconds, metavar="SECONDS")
+    command.add_argument(
+        "--warm-up-seconds",
+        type=int,
+        default=WARM_UP_SECONDS,
+        metavar="SECONDS",
+        help="the trace's first seconds, left out of the verdict and the GPU-hours (the simulation starts cold)",
+    )
     command.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
 
@@ -107,11 +115,12 @@ def size_command(args: argparse.Namespace) -> int:
     except TraceError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
-    sizings = size(workload, candidates, Slo(args.ttft_p95, args.tpot_p95), prices)
+    sizings = size(workload, candidates, Slo(args.ttft_p95, args.tpot_p95), prices, args.warm_up_seconds)
     if args.output == "json":
         print(json.dumps([s.as_json() for s in sizings]))
     else:
-        print(f"trace {workload.name}: {workload.seconds} s, {len(workload.requests)} requests")
+        warm_up = sizings[0].measurement.warm_up_seconds
+        print(f"trace {workload.name}: {workload.seconds} s ({warm_up} s warm-up), {len(workload.requests)} requests")
         print(sizing_table(sizings))
     return OK
 
