@@ -81,11 +81,11 @@ def _best_miss(sizings: Sequence[Sizing]) -> str:
         return "refused"
     ttft = min(m.ttft_p95_seconds for m in served)
     tpot = min(m.tpot_p95_seconds for m in served)
-    return f"none meets the SLOs (best p95 TTFT {_seconds(ttft)}, TPOT {_seconds(tpot)})"
+    return f"none meets the SLOs (best p95 TTFT {_seconds(ttft, 3)}, TPOT {_seconds(tpot, 3)})"
 
 
-def _seconds(value: float) -> str:
-    return "never" if math.isinf(value) else f"{value:.2g} s"
+def _seconds(value: float, decimals: int) -> str:
+    return "never" if math.isinf(value) else f"{value:.{decimals}f} s"
 
 
 def _cheapest_table(service: list[Slice]) -> str:
@@ -137,19 +137,20 @@ def plot(all_slices: list[Slice]) -> str:
         ordered = [s for s in all_slices if s.service == service]
         series: list[Series] = []
         for variant in DEFAULT_VARIANTS:
-            color, label = COLORS[variant], _label(variant)
+            color, label = COLORS[variant], variant  # short: the legend shares the panel's title line
             series.append(Series(label, color, tuple(_cost(_variant_best(s, variant)) for s in ordered)))
             series.append(
                 Series(
-                    f"{label} on {CLAIM_ACCELERATOR}",
+                    f"{label} {CLAIM_ACCELERATOR}",
                     color,
                     tuple(_cost(_variant_best(s, variant, CLAIM_ACCELERATOR)) for s in ordered),
                     dashed=True,
                 )
             )
-        panels.append(Panel(f"Azure {service}: cost per million generated tokens (example prices)", tuple(series)))
+        panels.append(Panel(f"Azure {service}: cost per M tokens", tuple(series)))
     labels = [s.load.split(" ")[0] for s in all_slices if s.service == services[0]]
-    return labelled_chart("Cheapest configuration meeting the SLOs, by load (gaps: none meets them)", labels, panels)
+    title = "Cost per million generated tokens at example prices, by load (gaps: nothing meets the SLOs)"
+    return labelled_chart(title, labels, panels)
 
 
 def _claim(all_slices: list[Slice]) -> list[str]:
@@ -236,8 +237,8 @@ def procurement_document(results: dict[str, Any]) -> str:
     sections += [
         "## Cost per million tokens against load",
         "",
-        "Per variant, the cheapest configuration that meets the SLOs at each load (solid), and the cheapest on one "
-        "H100 class (dashed); a gap where none does.",
+        "Per variant, the cheapest configuration that meets the SLOs at each load (solid), and its cheapest on the "
+        "H100 class (dashed); a gap where none does. The x axis is the rate scale of the table's loads.",
         "",
         f"![cost per million tokens against load](benchmarks/{PLOT})",
         "",

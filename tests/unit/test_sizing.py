@@ -146,13 +146,14 @@ def test_json_lists_every_configuration(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*argv, "--prices", "h100=2.9,l4=0.7"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 4  # two precisions on two classes, the refused one included
-    served = [r for r in rows if "refusal" not in r]
+    assert len({frozenset(r) for r in rows}) == 1  # one schema, a refused row's measurements null
+    served = [r for r in rows if r["refusal"] is None]
     for row in served:
         assert row["costPerHourPeak"] == pytest.approx(
             row["gpusPerReplica"] * row["replicasPeak"] * row["pricePerGpuHour"], rel=1e-3
         )
         assert not math.isnan(row["gpuHours"])
-    assert any("refusal" in r for r in rows)
+    assert any(r["refusal"] is not None and r["gpusPerReplica"] is None for r in rows)
 
 
 def test_the_warm_up_leaves_out_the_cold_start_only() -> None:

@@ -220,12 +220,14 @@ class Sizing:
     def cost_per_million_tokens(self) -> float | None:
         return self._priced(self.gpu_hours_per_million_tokens)
 
-    def rank_key(self) -> tuple[bool, float]:
-        """Refusals last; then cost over the trace where priced, GPU-hours where not (the same workload for all)."""
+    def rank_key(self) -> tuple[bool, float, float]:
+        """Refusals last; then cost over the trace where priced, GPU-hours where not (the same workload for all);
+        between equals, the one that generated more tokens for them (fewer GPU-hours per token)."""
         if self.measurement.refusal is not None:
-            return (True, math.inf)
+            return (True, math.inf, math.inf)
         priced = self._priced(self.gpu_hours)
-        return (False, self.gpu_hours if priced is None else priced)
+        per_token = self.gpu_hours_per_million_tokens
+        return (False, self.gpu_hours if priced is None else priced, math.inf if per_token is None else per_token)
 
     def as_json(self) -> dict[str, object]:
         m, c = self.measurement, self.measurement.configuration
@@ -235,10 +237,7 @@ class Sizing:
             "accelerator": c.accelerator,
             "meetsSlo": self.meets_slo,
         }
-        if m.refusal is not None:
-            return {**entry, "refusal": m.refusal}
-        return {
-            **entry,
+        measured: dict[str, object] = {
             "gpusPerReplica": m.gpus_per_replica,
             "maxBatch": m.max_batch,
             "measuredSeconds": m.trace_seconds,
@@ -257,6 +256,9 @@ class Sizing:
             "tpotP95Seconds": _round(m.tpot_p95_seconds),
             "generatedTokens": m.generated_tokens,
         }
+        if m.refusal is not None:  # the same keys, null: nothing was measured
+            return {**entry, "refusal": m.refusal, **dict.fromkeys(measured)}
+        return {**entry, "refusal": None, **measured}
 
 
 def _round(value: float | None) -> float | None:

@@ -25,7 +25,7 @@ from gemma_operator.autoscaling.sizing import (
 )
 from gemma_operator.autoscaling.traces import LENGTHS, TraceError, scaled
 from gemma_operator.catalog import default_accelerator_classes, variant_names
-from gemma_operator.cli.simulate import DEFAULT_LENGTHS, _positive_float, read_trace_file
+from gemma_operator.cli.simulate import DEFAULT_LENGTHS, _non_negative_int, _positive_float, read_trace_file
 from gemma_operator.cli.tables import table
 
 OK, BAD_INPUT = 0, 2
@@ -93,7 +93,7 @@ def add_parser(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
     command.add_argument("--tpot-p95", type=_positive_float, default=SLO_DEFAULTS.tpot_p95_seconds, metavar="SECONDS")
     command.add_argument(
         "--warm-up-seconds",
-        type=int,
+        type=_non_negative_int,
         default=WARM_UP_SECONDS,
         metavar="SECONDS",
         help="the trace's first seconds, left out of the verdict and the GPU-hours (the simulation starts cold)",
