@@ -157,7 +157,7 @@ def _claim(all_slices: list[Slice]) -> list[str]:
     """Per variant: where one H100 per replica meets the SLOs, and where it is not the variant's cheapest."""
     lines = []
     for variant in DEFAULT_VARIANTS:
-        holds, pays, stops = [], [], []
+        holds, pays, stops, against_any = [], [], [], []
         fits = {
             z.measurement.configuration.precision.value: z.measurement.max_batch
             for z in all_slices[0].sizings
@@ -172,6 +172,9 @@ def _claim(all_slices: list[Slice]) -> list[str]:
             if on_h100 is None or on_h100.measurement.gpus_per_replica != 1:
                 continue
             holds.append(where)
+            overall = cheapest(s.sizings)
+            if overall is not None:
+                against_any.append(_cost(on_h100) / _cost(overall))
             if best is on_h100:
                 pays.append(where)
             elif best is not None:
@@ -182,7 +185,14 @@ def _claim(all_slices: list[Slice]) -> list[str]:
             f"- **{_label(variant)}** fits one 80 GB H100 per replica at {batches or 'no precision'} "
             f"(8192-token sequences, the planner's maxBatch). One H100 per replica meets the SLOs on "
             f"{', '.join(holds) or 'no slice'}; it is the variant's cheapest configuration on "
-            f"{', '.join(pays) or 'no slice'}" + (f"; elsewhere it costs more: {'; '.join(stops)}." if stops else ".")
+            f"{', '.join(pays) or 'no slice'}"
+            + (f"; elsewhere it costs more: {'; '.join(stops)}." if stops else ".")
+            + (
+                f" Against the cheapest configuration of any variant at the same load, it costs "
+                f"{min(against_any):.1f}x to {max(against_any):.1f}x per token."
+                if against_any
+                else ""
+            )
         )
     return lines
 
