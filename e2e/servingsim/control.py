@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -15,9 +14,6 @@ from .traffic import Traffics, parse_traffic
 
 FLEET_KEY = web.AppKey("fleet", Fleet)
 TRAFFIC_KEY = web.AppKey("traffic", Traffics)
-
-
-Parsed = TypeVar("Parsed")
 
 
 def _json(status: int, document: Any) -> web.Response:
@@ -60,24 +56,17 @@ async def get_pod(request: web.Request) -> web.Response:
         return _not_found(namespace, name)
 
 
-async def _parsed_body(request: web.Request, parse: Callable[[Any], Parsed]) -> Parsed | web.Response:
-    """The JSON body as `parse` reads it, or the 400 that names the field it could not read."""
+async def put_pod(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET_KEY]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
     try:
         document = json.loads(await request.read())
     except ValueError as exc:
         return _json(400, {"error": f"body is not valid JSON: {exc}", "field": "(body)"})
     try:
-        return parse(document)
+        update = parse_load_update(document)
     except LoadFieldError as exc:
         return _json(400, {"error": str(exc), "field": exc.field})
-
-
-async def put_pod(request: web.Request) -> web.Response:
-    fleet = request.app[FLEET_KEY]
-    namespace, name = request.match_info["namespace"], request.match_info["name"]
-    update = await _parsed_body(request, parse_load_update)
-    if isinstance(update, web.Response):
-        return update
     try:
         entry = await fleet.update_load(namespace, name, update)
     except UnknownPod:
@@ -123,9 +112,14 @@ async def put_namespace(request: web.Request) -> web.Response:
 async def put_traffic(request: web.Request) -> web.Response:
     """Feed requests to the pods of one GemmaDeployment over time (servingsim/traffic.py), replacing any before."""
     namespace, instance = request.match_info["namespace"], request.match_info["instance"]
-    plan = await _parsed_body(request, parse_traffic)
-    if isinstance(plan, web.Response):
-        return plan
+    try:
+        document = json.loads(await request.read())
+    except ValueError as exc:
+        return _json(400, {"error": f"body is not valid JSON: {exc}", "field": "(body)"})
+    try:
+        plan = parse_traffic(document)
+    except LoadFieldError as exc:
+        return _json(400, {"error": str(exc), "field": exc.field})
     traffic = await request.app[TRAFFIC_KEY].start(namespace, instance, plan)
     return _json(200, traffic.describe())
 
