@@ -20,10 +20,9 @@ from .chart import CHART, NAMESPACE, RELEASE, ROOT, container, find, grants, hel
 
 KUBERNETES_VERSION = "1.36.0"
 CRD = "crds/gemmadeployments.serving.gemma.dev.yaml"
-# Kinds outside the Kubernetes schemas: the Prometheus Operator's and kopf's.
+# Kinds outside the Kubernetes schemas: the Prometheus Operator's.
 FOREIGN_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
-FOREIGN_KINDS |= {("kopf.dev/v1", "ClusterKopfPeering"), ("kopf.dev/v1", "KopfPeering")}
-PEERING_API = ["--api-versions", "kopf.dev/v1"]
+LEADER_ROLE = f"{RELEASE}-leader-election"
 
 VALUE_SETS: dict[str, tuple[dict[str, str], list[str]]] = {
     "defaults": ({}, []),
@@ -36,8 +35,7 @@ VALUE_SETS: dict[str, tuple[dict[str, str], list[str]]] = {
         },
         [],
     ),
-    "peering": ({"peering.enabled": "true"}, PEERING_API),
-    "namespaced-peering": ({"peering.enabled": "true", "watchNamespaces": "{ml}"}, PEERING_API),
+    "single": ({"replicaCount": "1", "leaderElection.enabled": "false"}, []),
     "own-rbac": ({"rbac.create": "false", "serviceAccount.create": "false", "serviceAccount.name": "ops"}, []),
 }
 
@@ -92,7 +90,6 @@ def defaults() -> list[dict[str, Any]]:
     return render()
 
 
-# helm lint has no --api-versions, and peering refuses to render without kopf's API: templated only.
 @pytest.mark.parametrize("name", [name for name, (_, extra) in VALUE_SETS.items() if not extra])
 def test_lint_is_clean(name: str) -> None:
     values, _ = VALUE_SETS[name]
@@ -211,7 +208,8 @@ def test_cluster_role_grants_exactly_what_the_operator_uses(defaults: list[dict[
     binding = find(defaults, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": RELEASE}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
-    assert not [o for o in defaults if o["kind"] in ("Role", "RoleBinding")]
+    # The one Role: the leader election Lease's.
+    assert [o["metadata"]["name"] for o in defaults if o["kind"] in ("Role", "RoleBinding")] == [LEADER_ROLE] * 2
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))
@@ -221,7 +219,7 @@ def test_no_role_can_escalate_or_touch_secrets(name: str) -> None:
         for group, resource, verb in grants(role["rules"]):
             assert "*" not in (group, resource, verb), role["metadata"]["name"]
             assert verb not in ("escalate", "bind", "impersonate", "deletecollection", "update") or (
-                resource == "gemmadeployments/finalizers"
+                resource in ("gemmadeployments/finalizers", "leases")
             )
             # RBAC only as the endpoint picker's namespaced Role and RoleBinding; never cluster-wide ones.
             assert group != "rbac.authorization.k8s.io" or resource in ("roles", "rolebindings")
@@ -239,7 +237,10 @@ def test_namespaced_mode_grants_per_namespace() -> None:
     cluster_role = find(objects, "ClusterRole")
     # Cluster-wide only what is cluster-scoped: nodes, CRDs, and namespaces for kopf to notice them.
     assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | {("", "namespaces", "list"), ("", "namespaces", "watch")}
-    roles = sorted((o for o in objects if o["kind"] == "Role"), key=lambda o: o["metadata"]["namespace"])
+    roles = sorted(
+        (o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] != LEADER_ROLE),
+        key=lambda o: o["metadata"]["namespace"],
+    )
     assert [r["metadata"]["namespace"] for r in roles] == ["ml", "research"]
     for role in roles:
         assert grants(role["rules"]) == NAMESPACED_GRANTS
@@ -250,25 +251,56 @@ def test_namespaced_mode_grants_per_namespace() -> None:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
 
 
-def test_peering_needs_kopf_crds_and_gets_its_object_and_rules() -> None:
-    missing = helm("template", RELEASE, str(CHART), "--set", "peering.enabled=true")
-    assert missing.returncode != 0
-    assert "kopf-peering-crds.yaml" in missing.stderr
+def test_two_replicas_one_leader_by_default(defaults: list[dict[str, Any]]) -> None:
+    deployment = find(defaults, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    # Rolling, not Recreate: old and new pods may run side by side, since only the Lease's holder runs.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    arguments = [arg for arg in container(defaults)["args"] if not arg.startswith("--accelerator-classes=")]
+    options = run_options(parser().parse_args(["run", *arguments]))
+    assert options.leader_election_lease == RELEASE
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container(defaults)["env"]}
+    assert env == {"POD_ID": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    # The Lease by name only, in the release's namespace; create cannot name the object.
+    role = find(defaults, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [RELEASE],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    binding = find(defaults, "RoleBinding")
+    assert (binding["roleRef"]["name"], binding["metadata"]["namespace"]) == (LEADER_ROLE, NAMESPACE)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    pdb = find(defaults, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    spread = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    [term] = spread["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
 
-    objects = render({"peering.enabled": "true", "peering.name": "gemma"}, PEERING_API)
-    assert "--peering=gemma" in container(objects)["args"]
-    assert find(objects, "ClusterKopfPeering")["metadata"]["name"] == "gemma"
-    assert {("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")} <= grants(
-        find(objects, "ClusterRole")["rules"]
-    )
 
-    namespaced = render({"peering.enabled": "true", "watchNamespaces": "{ml}"}, PEERING_API)
-    assert find(namespaced, "KopfPeering")["metadata"]["namespace"] == "ml"
-    assert ("kopf.dev", "kopfpeerings", "patch") in grants(find(namespaced, "Role")["rules"])
-    crds = list(yaml.safe_load_all((CHART / "files" / "kopf-peering-crds.yaml").read_text()))
-    assert {crd["spec"]["names"]["kind"] for crd in crds} == {"ClusterKopfPeering", "KopfPeering"}
-    for crd in crds:
-        kubernetes_validate.validate(crd, KUBERNETES_VERSION, strict=True)
+def test_without_leader_election_one_replica_recreated_and_no_lease() -> None:
+    refused = helm("template", RELEASE, str(CHART), "--set", "leaderElection.enabled=false")
+    assert refused.returncode != 0
+    assert "needs leaderElection.enabled" in refused.stderr
+    single = render({"replicaCount": "1", "leaderElection.enabled": "false"})
+    assert find(single, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [arg for arg in container(single)["args"] if arg.startswith("--leader-election")]
+    assert not [o for o in single if o["kind"] in ("Role", "RoleBinding", "PodDisruptionBudget")]
+    named = render({"leaderElection.leaseName": "gemma-leader"})
+    assert "--leader-election-lease=gemma-leader" in container(named)["args"]
+    assert find(named, "Role")["rules"][0]["resourceNames"] == ["gemma-leader"]
+    node_pool = "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    own_affinity = render({f"{node_pool}.nodeSelectorTerms[0].matchExpressions[0].key": "pool"})
+    assert "podAntiAffinity" not in find(own_affinity, "Deployment")["spec"]["template"]["spec"]["affinity"]
 
 
 def test_monitors_select_what_they_should() -> None:
@@ -306,7 +338,9 @@ def test_monitors_select_what_they_should() -> None:
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
-        (["--set", "replicaCount=2"], "/replicaCount"),
+        (["--set", "replicaCount=-1"], "/replicaCount"),
+        (["--set", "leaderElection.leaseName=Leader"], "/leaderElection/leaseName"),
+        (["--set", "podDisruptionBudget.minAvailable=-1"], "/podDisruptionBudget/minAvailable"),
         (["--set", "watchNamespace=ml"], "watchNamespace"),
         (["--set", "watchNamespaces={ML}"], "/watchNamespaces/0"),
         (["--set", "acceleratorClasses.classes.h100.memoryMiB=0"], "/acceleratorClasses/classes/h100/memoryMiB"),

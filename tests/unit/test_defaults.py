@@ -35,10 +35,12 @@ def test_run_without_options_starts_the_operator_with_the_options_defaults() -> 
 
 def test_run_options_given_replace_the_defaults() -> None:
     args = ["run", "-n", "ml", "-n", "research", "--liveness", "", "--metrics-port", "0", "--log-format", "json"]
-    args += ["--autoscaling-interval", "5", "--peering", "gemma", "-v"]
+    args += ["--autoscaling-interval", "5", "--leader-election-lease", "gemma", "-v"]
+    args += ["--leader-election-namespace", "gemma-system"]
     assert run_options(parser().parse_args(args)) == Options(
         namespaces=("ml", "research"),
-        peering="gemma",
+        leader_election_lease="gemma",
+        leader_election_namespace="gemma-system",
         liveness=None,
         metrics_port=None,
         autoscaling_interval=5.0,

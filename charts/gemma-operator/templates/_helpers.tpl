@@ -39,6 +39,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{- define "gemma-operator.leaseName" -}}
+{{- default (include "gemma-operator.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
 {{- define "gemma-operator.configPath" -}}/etc/gemma-operator/accelerators.yaml{{- end -}}
 
 {{/*

@@ -79,7 +79,17 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
     run.add_argument("--all-namespaces", action="store_true", help="watch every namespace (the default)")
-    run.add_argument("--peering", metavar="NAME", help="coordinate several replicas through this KopfPeering")
+    run.add_argument(
+        "--leader-election-lease",
+        metavar="NAME",
+        help="run only while holding this coordination.k8s.io Lease, standing by otherwise, so that several replicas "
+        "run one at a time (default: no election)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        metavar="NS",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else default)",
+    )
     run.add_argument("--liveness", metavar="URL", help="kopf liveness endpoint ('': off)")
     run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0: off)")
     run.add_argument("--metrics-address", help="address the metrics server binds")

@@ -288,7 +288,8 @@ def at_least(least: float, flag: str) -> Callable[[float], float]:
 RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "namespace": ("namespaces", tuple),
     "all_namespaces": ("namespaces", lambda _: ()),
-    "peering": ("peering", str),
+    "leader_election_lease": ("leader_election_lease", str),
+    "leader_election_namespace": ("leader_election_namespace", str),
     "liveness": ("liveness", lambda url: url or None),  # '': no liveness endpoint
     "metrics_port": ("metrics_port", lambda port: port or None),  # 0: no metrics server
     "metrics_address": ("metrics_address", str),

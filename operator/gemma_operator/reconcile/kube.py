@@ -54,6 +54,7 @@ PLURALS: Final[dict[tuple[str, str], str]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("v1", "ConfigMap"): "configmaps",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("inference.networking.k8s.io/v1", "InferencePool"): "inferencepools",
@@ -112,6 +113,7 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
         body: object = None,
+        timeout: float | None = None,
     ) -> dict[str, Any] | None:
         request = self.client.param_serialize(
             method,
@@ -122,7 +124,7 @@ class KubeApi:
             auth_settings=["BearerToken"],
         )
         try:
-            response = self.client.call_api(*request)
+            response = self.client.call_api(*request, _request_timeout=timeout)
             data: bytes = response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:
             if error.status == NOT_FOUND and method in ("GET", "DELETE"):
@@ -135,8 +137,17 @@ class KubeApi:
         result: dict[str, Any] = json.loads(data) if data else {}
         return result
 
-    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
-        return self._call("get", "GET", ref)
+    def get(self, ref: ObjectRef, timeout: float | None = None) -> dict[str, Any] | None:
+        return self._call("get", "GET", ref, timeout=timeout)
+
+    def create(self, manifest: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        ref = ObjectRef.of(manifest)
+        collection = ObjectRef(ref.api_version, ref.kind, ref.namespace, "")
+        return self._call("create", "POST", collection, body=dict(manifest), timeout=timeout) or {}
+
+    def replace(self, manifest: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """PUT: with metadata.resourceVersion, refused with 409 when the object changed since that version."""
+        return self._call("replace", "PUT", ObjectRef.of(manifest), body=dict(manifest), timeout=timeout) or {}
 
     def apply(self, manifest: Mapping[str, Any], *, create_only: bool = False) -> dict[str, Any]:
         """Server-side apply as the operator's field manager, taking ownership of conflicting fields.

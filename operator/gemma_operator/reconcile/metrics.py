@@ -40,6 +40,11 @@ SCRAPE_ERRORS = Counter(
 API_WRITES = Counter(
     "gemma_operator_api_writes_total", "Kubernetes API writes the operator made, by operation.", ["operation"]
 )
+LEADER = Gauge(
+    "gemma_operator_leader",
+    "1 while this process leads (holds the leader election Lease, or runs without leader election), 0 while it "
+    "stands by.",
+)
 
 
 @dataclass(frozen=True)
