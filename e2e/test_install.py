@@ -22,7 +22,7 @@ from harness.config import ROOT
 from harness.namespaces import create_namespace, delete_namespace, unique_name
 from harness.plane import Plane
 from harness.simulator import ServingSim
-from harness.tools import helm, kubectl, wait_established
+from harness.tools import helm, kubectl
 from harness.waiting import condition_status, wait_for
 from install import (
     ARGOCD_FOR_KSTATUS,
@@ -399,29 +399,30 @@ def test_kubectl_apply_k_installs_and_deletes(plane: Plane) -> None:
     assert not kubectl(plane, "get", "namespace", "gemma-system", "--ignore-not-found", "-o", "name").stdout.strip()
 
 
-def test_peering_runs_on_the_chart_rbac(plane: Plane, sole_operator: None, tmp_path: Path) -> None:
-    peering_crds = str(ROOT / "charts" / "gemma-operator" / "files" / "kopf-peering-crds.yaml")
-    kubectl(plane, "apply", "-f", peering_crds)
-    wait_established(plane, "clusterkopfpeerings.kopf.dev")
-    installed = Release(unique_name("gemma-operator-peer"), restricted_namespace(plane, "gemma-install-peer"))
-    namespace = create_namespace(plane.api, "t-peering")
+def test_leader_election_runs_on_the_chart_rbac(
+    plane: Plane, release: tuple[Release, str], sole_operator: None, tmp_path: Path
+) -> None:
+    """The operator, as the chart's ServiceAccount and with the chart's --leader-election-lease, takes the Lease in the
+    release's namespace (the chart's Role: create, then get and update by name) and reconciles."""
+    installed, _ = release
+    lease = next(
+        arg.split("=", 1)[1] for arg in operator_args(plane, installed) if arg.startswith("--leader-election-lease=")
+    )
+    namespace = create_namespace(plane.api, "t-leader")
+    process = operator_as(plane, installed, tmp_path, "--leader-election-lease", lease,
+                          "--leader-election-namespace", installed.namespace)  # fmt: skip
+    process.start()
     try:
-        install(plane, installed, "--set", "peering.enabled=true", "--set", "peering.name=gemma-e2e")
-        assert "--peering=gemma-e2e" in operator_args(plane, installed)
-        process = operator_as(plane, installed, tmp_path, "--peering", "gemma-e2e")
-        process.start()
-        try:
-            Gemma(plane.api, namespace).create(manifest("chat", model={"variant": "e2b"}))
-            Gemma(plane.api, namespace).wait("chat", "Ready", timeout=120)
-            # kopf keeps its keep-alive in the peering object the chart created.
-            peering = kubectl(plane, "get", "clusterkopfpeering", "gemma-e2e", "-o", "yaml").stdout
-            assert yaml.safe_load(peering)["status"]
-            log = process.log_text()
-            assert not DENIED.findall(log), [line for line in log.splitlines() if DENIED.search(line)]
-        finally:
-            process.stop()
+        Gemma(plane.api, namespace).create(manifest("chat", model={"variant": "e2b"}))
+        Gemma(plane.api, namespace).wait("chat", "Ready", timeout=120)
+        held: Any = client.CoordinationV1Api(plane.api).read_namespaced_lease(lease, installed.namespace)
+        assert held.spec.holder_identity
+        assert held.spec.lease_duration_seconds == 15
+        log = process.log_text()
+        assert not DENIED.findall(log), [line for line in log.splitlines() if DENIED.search(line)]
     finally:
-        helm(plane, "uninstall", installed.name, "-n", installed.namespace, "--wait", check=False)
-        for name in (namespace, installed.namespace):
-            delete_namespace(plane.api, name)
-        kubectl(plane, "delete", "--ignore-not-found", "-f", peering_crds)
+        process.stop()
+        delete_namespace(plane.api, namespace)
+    # A SIGTERM released it.
+    released: Any = client.CoordinationV1Api(plane.api).read_namespaced_lease(lease, installed.namespace)
+    assert not released.spec.holder_identity
