@@ -91,6 +91,7 @@ BENCH_CRS ?= 1000
 bench: venv
 	cd e2e && BENCH_CRS=$(BENCH_CRS) PYTHONPATH=. $(BIN)/python -m bench
 
-# The full chaos suite (docs/reliability.md) on its own plane in .e2e/chaos; `make test` runs the reduced one.
+# The full chaos suite (docs/reliability.md) on its own plane in .e2e/chaos; `make test` runs the reduced one. With it,
+# the chart upgrade from the previous release (e2e/test_chart_upgrade.py), which needs the repository's history.
 chaos: venv
-	GEMMA_CHAOS=1 $(BIN)/pytest e2e/test_chaos.py -m chaos --durations=0
+	GEMMA_CHAOS=1 $(BIN)/pytest e2e/test_chaos.py e2e/test_chart_upgrade.py -m chaos --durations=0

@@ -6,7 +6,6 @@ the issue states it, and `reduced` (marker e2e, so `make test` and CI run it) wi
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.faults import restart, restore_node, snapshot_node, wait_api_ready
 from chaos.fleet import Fleet, ready_now, small
+from chaos.plane import FULL_WANTED
 from chaos.record import record
 from expected import expected_children
 from gemma import GROUP, PLURAL, VERSION, Gemma
@@ -49,8 +49,6 @@ class Scale:
 
 FULL = Scale("full", rollout=100, kills=10, fleet=10, invalid=50, valid=50, edit_seconds=30, gpu_crs=8, failovers=3)
 REDUCED = Scale("reduced", rollout=20, kills=2, fleet=3, invalid=10, valid=10, edit_seconds=10, gpu_crs=4, failovers=1)
-# `pytest -m "not e2e"` (make unit) would pick the full scale too: it runs only when asked for.
-FULL_WANTED = os.environ.get("GEMMA_CHAOS") == "1"
 SCALES = [
     pytest.param(
         FULL,
