@@ -32,6 +32,8 @@ class Reason(StrEnum):
     SCALED_TO_ZERO = "ScaledToZero"
     # Reconciling: a template change the operator made on its own (an upgrade) waits for a rollout slot.
     OPERATOR_UPGRADE_PENDING = "OperatorUpgradePending"
+    # Reconciling (and Ready, for a spec change): a new template waits for free GPUs for a surge pod.
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"
     # Planned.
     PLANNED = "Planned"
     NOT_PLANNED = "NotPlanned"

@@ -420,6 +420,17 @@ class LoraSpec(ApiModel):
 MAX_CONCURRENT_SEQUENCES = 1024
 
 
+class RolloutSpec(ApiModel):
+    """How a new pod template replaces the running pods."""
+
+    allow_downtime: bool = Field(
+        default=False,
+        description="With one replica and no free GPUs for a second pod beside it, stop the pod and start the new "
+        "one (the model does not answer meanwhile). False: such a rollout waits, with Reconciling=True and reason "
+        "WaitingForCapacity, until a node has the GPUs free.",
+    )
+
+
 class ServingSpec(ApiModel):
     """How the model is served."""
 
@@ -458,6 +469,11 @@ class ServingSpec(ApiModel):
     security_context: ServingSecurityContext = Field(
         default_factory=ServingSecurityContext,
         description="User and groups of the serving pods (default UID, GID and fsGroup 1000, non-root).",
+    )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description="How a new pod template rolls out: a surge pod beside the old ones when a node has its GPUs "
+        "free, else one pod at a time.",
     )
     # --- modalities and speculative decoding ---
     modalities: ModalitiesSpec = Field(

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gemma_operator.api import PlacementPlan
 from gemma_operator.planning.quantity import parse_millis, parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -93,3 +94,26 @@ def inventory_from_node_list(document: Mapping[str, Any]) -> tuple[NodeInfo, ...
 
 def matches_selector(node: NodeInfo, selector: Mapping[str, str], excluded: Iterable[str] = ()) -> bool:
     return all(node.labels.get(k) == v for k, v in selector.items()) and not any(k in node.labels for k in excluded)
+
+
+def open_nodes(placement: PlacementPlan, nodes: Iterable[NodeInfo]) -> list[NodeInfo]:
+    """The nodes a new replica may go to: selected by the plan and not cordoned."""
+    return [
+        node
+        for node in nodes
+        if node.schedulable and matches_selector(node, placement.node_selector, placement.excluded_node_labels)
+    ]
+
+
+def free_gpus(node: NodeInfo, gpus_in_use: Mapping[str, int]) -> int:
+    """The node's allocatable GPUs that no pod bound to it holds."""
+    return max(0, node.gpus - gpus_in_use.get(node.name, 0))
+
+
+def free_replica_slots(placement: PlacementPlan, nodes: Iterable[NodeInfo], gpus_in_use: Mapping[str, int]) -> int:
+    """How many more replicas of a GPU placement the free GPUs hold, node by node: a replica's GPUs are on one
+    node, so free GPUs of two nodes never add up to one."""
+    needed = placement.gpus_per_replica
+    if not needed:
+        return 0
+    return sum(free_gpus(node, gpus_in_use) // needed for node in open_nodes(placement, nodes))

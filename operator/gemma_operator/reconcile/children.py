@@ -17,6 +17,7 @@ from gemma_operator.reconcile.kube import ApiError, KubeApi, ObjectRef
 from gemma_operator.reconcile.packing import pack, unpack
 from gemma_operator.reconcile.provenance import rendered_for, stamp
 from gemma_operator.rendering import Identity, optional_children, render
+from gemma_operator.rendering.rollout import RolloutDecision, RolloutMode
 
 # Children whose live state reconciles take from the watches (the handlers' indexes), not from a GET: the serving
 # Deployment and Service, named like the GemmaDeployment's children (the endpoint picker's are not indexed).
@@ -62,6 +63,9 @@ class ChildMemory:
     applied: dict[ObjectRef, tuple[str, str]] = field(default_factory=dict)
     # Optional children known to be absent (or not ours), so that no reconcile GETs them again.
     absent: set[ObjectRef] = field(default_factory=set)
+    # How the serving Deployment's new template rolls, by the template's fingerprint, once decided: a rollout keeps
+    # the strategy it started with, though its own surge pod takes the free GPUs it was decided from.
+    rollout: tuple[str, RolloutDecision] | None = None
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,6 +140,11 @@ def _serving(manifest: Manifest, gd: GemmaDeployment) -> bool:
     return bool(manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == Identity.of(gd).name)
 
 
+def _new_template(manifest: Manifest, live: Mapping[str, Any]) -> bool:
+    """Whether applying the Deployment would change its live pod template (and so start a rollout)."""
+    return drifted({"spec": {"template": manifest["spec"]["template"]}}, live, ATOMIC_MAPS["Deployment"])
+
+
 def _fingerprint(document: object) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -179,8 +188,50 @@ class Children:
             return False  # a change of replicas applies at once, and the template with it: one Deployment, whole
         if memory.applied.get(ObjectRef.of(manifest), ("",))[0] == _fingerprint(manifest):
             return False
-        template = {"spec": {"template": manifest["spec"]["template"]}}
-        return drifted(template, live, ATOMIC_MAPS["Deployment"])
+        return _new_template(manifest, live)
+
+    @staticmethod
+    def settled_rollout(
+        memory: ChildMemory, gd: GemmaDeployment, manifests: list[Manifest], watched: Mapping[str, Any]
+    ) -> bool:
+        """Give the serving Deployment the strategy its template rolls with where that is settled, and say whether
+        it is: the one decided for this very template, or the live Deployment's while it has this template (its
+        rollout under way or done), or the rendered one for a Deployment to be created. False: applying it would
+        change the live pod template, and how that rolls is to be decided (decide_rollout)."""
+        manifest = next((m for m in manifests if _serving(m, gd)), None)
+        live = watched.get("Deployment")
+        if manifest is None or live is None or live.get("metadata", {}).get("name") != manifest["metadata"]["name"]:
+            return True
+        decided = memory.rollout
+        if decided is not None and decided[0] == _fingerprint(manifest["spec"]["template"]):
+            manifest["spec"]["strategy"] = decided[1].strategy
+            return True
+        if _new_template(manifest, live):
+            return False
+        strategy = (live.get("spec") or {}).get("strategy")
+        if strategy:
+            manifest["spec"]["strategy"] = strategy
+        return True
+
+    @staticmethod
+    def decide_rollout(
+        memory: ChildMemory, gd: GemmaDeployment, manifests: list[Manifest], decision: RolloutDecision
+    ) -> None:
+        """Roll the serving Deployment's new template as decided (a wait is decided again at the next reconcile)."""
+        if decision.mode is RolloutMode.WAIT:
+            return
+        manifest = next(m for m in manifests if _serving(m, gd))
+        manifest["spec"]["strategy"] = decision.strategy
+        memory.rollout = (_fingerprint(manifest["spec"]["template"]), decision)
+
+    @staticmethod
+    def rolling(memory: ChildMemory, gd: GemmaDeployment, manifests: list[Manifest]) -> RolloutDecision | None:
+        """How the serving Deployment's template as rendered now rolls, if this process decided it."""
+        manifest = next((m for m in manifests if _serving(m, gd)), None)
+        decided = memory.rollout
+        if manifest is None or decided is None or decided[0] != _fingerprint(manifest["spec"]["template"]):
+            return None
+        return decided[1]
 
     def apply(
         self,

@@ -59,6 +59,19 @@ class Paced:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """How the free GPUs shape the rollout of a new template, as status tells it (rendering.rollout decides)."""
+
+    # The new template waits for a node with a new pod's GPUs free: why, empty when it does not wait.
+    waiting: str = ""
+    # The template that waits is a spec change's (the spec asks for what no pod runs yet), not the operator's own:
+    # Ready waits with it.
+    for_spec: bool = False
+    # The template rolls without a surge pod: why, while it rolls.
+    without_surge: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the status is computed from."""
 
@@ -80,6 +93,7 @@ class Observed:
     # status.runtime as the live Deployment's template says (provenance.runtime_of), and its paced rollout.
     running: Mapping[str, Any] | None = None
     paced: Paced = Paced()
+    capacity: Capacity = Capacity()
 
 
 def _condition(
@@ -200,12 +214,25 @@ def _scheduled(pods: Sequence[PodState], hint: str) -> tuple[str, Reason, str]:
     return UNKNOWN, Reason.PENDING, "waiting for pods"
 
 
-def _reconciling(ready: bool, stalled: bool, reason: Reason, waiting: str, paced: Paced) -> tuple[str, Reason, str]:
+def _reconciling(
+    ready: bool, stalled: bool, reason: Reason, waiting: str, paced: Paced, capacity: Capacity
+) -> tuple[str, Reason, str]:
     """Status, reason and message of the Reconciling condition."""
     if paced.waiting and not stalled:
         # Serving as before while the operator's own change of the template waits for its turn.
         return TRUE, Reason.OPERATOR_UPGRADE_PENDING, paced.waiting + ("" if ready else f"; {waiting}")
+    if capacity.waiting and not stalled:
+        # Serving as before while the new template waits for GPUs.
+        unsaid = not ready and waiting != capacity.waiting
+        return TRUE, Reason.WAITING_FOR_CAPACITY, capacity.waiting + (f"; {waiting}" if unsaid else "")
     return (FALSE, Reason.READY, "") if ready else (FALSE if stalled else TRUE, reason, waiting)
+
+
+def _rolling_out(progress: str, failure: tuple[Reason, str] | None, observed: Observed) -> str:
+    """What a rollout under way waits for, and what else status knows of it."""
+    notes = [f"rolling out: {progress}" + (f": {failure[1]}" if failure else "")]
+    notes += [note for note in (observed.paced.timed_out, observed.capacity.without_surge) if note]
+    return "; ".join(notes)
 
 
 def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: str) -> dict[str, Any]:
@@ -256,7 +283,6 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         ]
         return {**base, "conditions": conditions}
 
-    unschedulable = [pod for pod in pods if pod.unschedulable_message]
     scheduled = condition("Scheduled", *_scheduled(pods, observed.scheduling_hint))
 
     rolled_out, progress = rollout(observed.deployment, observed.desired_replicas)
@@ -277,12 +303,19 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         available = condition("Available", FALSE, Reason.ROLLING_OUT, progress)
 
     ready = rolled_out or observed.desired_replicas == 0
-    reason = failure[0] if failure else Reason.UNSCHEDULABLE if unschedulable else Reason.ROLLING_OUT
-    waiting = f"rolling out: {progress}" + (f": {failure[1]}" if failure else "")
-    waiting += f"; {observed.paced.timed_out}" if observed.paced.timed_out else ""
+    reason = (
+        failure[0]
+        if failure
+        else Reason.UNSCHEDULABLE
+        if any(pod.unschedulable_message for pod in pods)
+        else Reason.ROLLING_OUT
+    )
+    waiting = _rolling_out(progress, failure, observed)
     # Past the deadline the Deployment is Stalled to kstatus, and pods the kubelet cannot configure wait for a
     # human: the operator's status says so.
     deadline = failure if failure and failure[0] in STALLING_FAILURES else None
+    if observed.capacity.for_spec:  # the pods run the template of an older spec
+        ready, reason, waiting = False, Reason.WAITING_FOR_CAPACITY, observed.capacity.waiting
     extra = []
     if observed.verified is not None and observed.desired_replicas:
         verified_status, verified_reason, verified_message = observed.verified
@@ -290,7 +323,7 @@ def compute_status(observed: Observed, previous_status: Mapping[str, Any], now: 
         if ready and verified_status != TRUE:
             # Ready includes Verified: the pods are up, but the model has not answered yet.
             ready, reason, waiting = False, verified_reason, f"waiting for the smoke check: {verified_message}"
-    reconciling = _reconciling(ready, deadline is not None, reason, waiting, observed.paced)
+    reconciling = _reconciling(ready, deadline is not None, reason, waiting, observed.paced, observed.capacity)
     conditions = [
         condition(
             "Ready",

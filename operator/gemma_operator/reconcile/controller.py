@@ -4,6 +4,7 @@ Runs in a worker thread (its API calls block), one at a time per object."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,16 +24,17 @@ from gemma_operator.planning import (
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.children import ChildRefused, Children, owner_reference
 from gemma_operator.reconcile.clock import Clock, timestamp
-from gemma_operator.reconcile.conditions import UNKNOWN, Observed, Paced, Scaling, rollout
+from gemma_operator.reconcile.conditions import UNKNOWN, Capacity, Observed, Paced, Scaling, rollout
 from gemma_operator.reconcile.kube import ApiError, KubeApi
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
 from gemma_operator.reconcile.pacing import Budget, Pacer, Turn
-from gemma_operator.reconcile.provenance import runtime_of
+from gemma_operator.reconcile.provenance import rendered_for, runtime_of
 from gemma_operator.reconcile.queue import DONE, RETRY, Result
 from gemma_operator.reconcile.state import Key, ObjectState, Planned
 from gemma_operator.reconcile.status import StatusWriter, previous_status
 from gemma_operator.reconcile.verification import SmokeOutcome, SmokeRequest, Verdict, adopt, record, verify
 from gemma_operator.rendering import Identity, endpoint
+from gemma_operator.rendering.rollout import RolloutDecision, RolloutMode, decide_rollout
 
 log = logging.getLogger("gemma_operator")
 
@@ -106,6 +108,9 @@ class Controller:
         self._children = Children(api)
         self._status = StatusWriter(api, clock)
         self._pacer = pacer or Pacer(Budget(), clock)
+        # Reconciles run in worker threads; the table of those waiting for GPUs is read from the event loop.
+        self._lock = threading.Lock()
+        self._waiting_for_capacity: set[Key] = set()
 
     def reconcile(
         self, key: Key, body: Mapping[str, Any], cluster: Cluster, state: ObjectState, notes: Sequence[Note]
@@ -154,7 +159,12 @@ class Controller:
 
         manifests = self._children.manifests(state.children, body, gd, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
-        turn, wake = self._turn(key, state, gd, manifests, cluster, pool_of(result))
+        decision = self._rollout(key, state, gd, manifests, cluster, result, replicas)
+        waits = decision is not None and decision.mode is RolloutMode.WAIT
+        turn, wake = self._turn(key, state, gd, manifests, cluster, pool_of(result), waits)
+        held = waits or (turn is not None and not turn.rolls)
+        if decision is not None and not held:
+            self._children.decide_rollout(state.children, gd, manifests, decision)
         try:
             live = self._children.apply(
                 state.children,
@@ -163,12 +173,15 @@ class Controller:
                 cluster.children,
                 owner_reference(body),
                 warn,
-                keep_deployment=turn is not None and not turn.rolls,
+                keep_deployment=held,
             )
         except ChildRefused as refused:
             return self._refuse(key, body, state, observed, refused.refusal, retry=refused.transient)
         observed = replace(
-            observed, deployment=live, scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use)
+            observed,
+            deployment=live,
+            scheduling_hint=free_gpus_hint(result, cluster.nodes, cluster.gpus_in_use),
+            capacity=self._capacity(state, gd, manifests, cluster, decision if waits else None),
         )
         paced, paced_due, freed = self._paced(key, body, observed, turn, pool_of(result))
         observed = replace(observed, running=runtime_of(live), paced=paced)
@@ -176,8 +189,8 @@ class Controller:
         if gd.spec.serving.verify:
             verdict, smoke = self._verified(state, body, observed, result)
             observed = replace(observed, verified=verdict)
-        held = self._status.write(key, state.status, body, observed)
-        due = [seconds for seconds in (held, self._recheck_in(state), paced_due) if seconds > 0]
+        written_in = self._status.write(key, state.status, body, observed)
+        due = [seconds for seconds in (written_in, self._recheck_in(state), paced_due) if seconds > 0]
         return Outcome(
             "reconciled",
             Result(after=min(due)) if due else DONE,
@@ -185,6 +198,60 @@ class Controller:
             autoscaling=gd.spec.autoscaling.enabled,
             wake=tuple(dict.fromkeys((*wake, *freed))),
         )
+
+    def _rollout(
+        self,
+        key: Key,
+        state: ObjectState,
+        gd: GemmaDeployment,
+        manifests: list[dict[str, Any]],
+        cluster: Cluster,
+        result: Plan,
+        replicas: int,
+    ) -> RolloutDecision | None:
+        """How the new template about to be applied rolls, from the free GPUs now (None: none is, and the serving
+        Deployment keeps the strategy it has); an object whose template waits for GPUs is reconciled again when
+        nodes or pods change."""
+        decision = None
+        if not self._children.settled_rollout(state.children, gd, manifests, cluster.children):
+            live = cluster.children["Deployment"]
+            decision = decide_rollout(
+                gd,
+                result.placement,
+                replicas,
+                cluster.nodes,
+                cluster.gpus_in_use,
+                current=int((live.get("spec") or {}).get("replicas") or 0),
+            )
+        self._wait_for_capacity(key, decision is not None and decision.mode is RolloutMode.WAIT)
+        return decision
+
+    def _wait_for_capacity(self, key: Key, waits: bool) -> None:
+        with self._lock:
+            if waits:
+                self._waiting_for_capacity.add(key)
+            else:
+                self._waiting_for_capacity.discard(key)
+
+    def waiting_for_capacity(self) -> tuple[Key, ...]:
+        """The objects whose new template waits for GPUs: a node or pod change may have freed them."""
+        with self._lock:
+            return tuple(self._waiting_for_capacity)
+
+    def _capacity(
+        self,
+        state: ObjectState,
+        gd: GemmaDeployment,
+        manifests: list[dict[str, Any]],
+        cluster: Cluster,
+        waiting: RolloutDecision | None,
+    ) -> Capacity:
+        """What status says of how the free GPUs shape the rollout: the wait, or the rollout without a surge pod."""
+        if waiting is not None:
+            live = cluster.children["Deployment"]
+            return Capacity(waiting=waiting.why, for_spec=rendered_for(live) not in (None, gd.metadata.generation))
+        rolling = self._children.rolling(state.children, gd, manifests)
+        return Capacity(without_surge=rolling.why if rolling else "")
 
     def _turn(
         self,
@@ -194,10 +261,12 @@ class Controller:
         manifests: list[dict[str, Any]],
         cluster: Cluster,
         pool: str,
+        waits: bool,
     ) -> tuple[Turn | None, tuple[Key, ...]]:
-        """The turn of a template change the operator makes on its own (None: there is none, and the Deployment is
-        applied as always), and the waiters a timed-out slot freed."""
-        if not self._children.operator_change(state.children, gd, manifests, cluster.children):
+        """The turn of a template change the operator makes on its own (None: there is none, or it `waits` for
+        GPUs and takes no slot meanwhile, and the Deployment is applied as always), and the waiters a timed-out
+        slot freed."""
+        if waits or not self._children.operator_change(state.children, gd, manifests, cluster.children):
             self._pacer.withdraw(key)
             return None, ()
         return self._pacer.request(key, pool)
@@ -229,6 +298,8 @@ class Controller:
 
     def forget(self, key: Key) -> tuple[Key, ...]:
         """The object is gone: out of the rollout line; the waiters its slot, if it held one, frees."""
+        with self._lock:
+            self._waiting_for_capacity.discard(key)
         return self._pacer.forget(key)
 
     def _scaling(self, state: ObjectState, gd: GemmaDeployment, body: Mapping[str, Any]) -> Scaling | None:
@@ -254,6 +325,8 @@ class Controller:
         self, state: ObjectState, body: Mapping[str, Any], observed: Observed, result: Plan
     ) -> tuple[Verdict, SmokeRequest | None]:
         """Condition Verified, and the smoke check to start: once this generation is rolled out, against a ready pod."""
+        if observed.capacity.for_spec:
+            return (UNKNOWN, Reason.WAITING_FOR_ROLLOUT, "the new template waits for GPUs"), None
         complete, progress = rollout(observed.deployment, observed.desired_replicas)
         pod = next((pod for pod in observed.pods if pod.ready and pod.ip and not pod.terminating), None)
         if not complete or pod is None:
@@ -284,6 +357,7 @@ class Controller:
     ) -> Outcome:
         """Stalled, with one Event per new refusal; retried with backoff when `retry` (by default: when a change
         in the cluster can lift the refusal's reason), never sooner."""
+        self._wait_for_capacity(key, False)
         conditions = previous_status(state.status, body).get("conditions") or []
         stalled_before: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Stalled"), {})
         if stalled_before.get("status") != "True" or stalled_before.get("message") != refusal.message:

@@ -102,8 +102,11 @@ class Loops:
         self.reconciles.add(key, delay)
 
     def fleet_changed(self) -> None:
-        """A node or pod changed: survey the fleet again, soon."""
+        """A node or pod changed: survey the fleet again, soon, and look again at the new templates that wait for
+        GPUs (a burst of events makes one reconcile of each)."""
         self.probes.add((Job.FLEET, FLEET_KEY), FLEET_DEBOUNCE_SECONDS)
+        for key in self._controller.waiting_for_capacity():
+            self.reconciles.add(key, FLEET_DEBOUNCE_SECONDS)
 
     def forget(self, key: Key) -> None:
         self.reconciles.forget(key)

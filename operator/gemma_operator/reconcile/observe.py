@@ -6,10 +6,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from gemma_operator.api import PlacementPlan, Target
+from gemma_operator.api import Target
 from gemma_operator.fleet.claims import TERMINAL_PHASES
 from gemma_operator.planning import NodeInfo, Plan
-from gemma_operator.planning.inventory import GPU_RESOURCE, matches_selector
+from gemma_operator.planning.inventory import GPU_RESOURCE, free_gpus, free_replica_slots, open_nodes
 from gemma_operator.reconcile.conditions import PodState
 
 # The kubelet's reason for a container whose env, volumes or user it cannot resolve (pkg/kubelet/container).
@@ -107,15 +107,6 @@ def with_lost_nodes(pods: Sequence[PodState], nodes: Sequence[NodeInfo]) -> list
     ]
 
 
-def _open_nodes(placement: PlacementPlan, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
-    """The nodes a new replica may go to: selected by the plan and not cordoned, as the planner counts them."""
-    return [
-        node
-        for node in nodes
-        if node.schedulable and matches_selector(node, placement.node_selector, placement.excluded_node_labels)
-    ]
-
-
 def gpu_capacity(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int], placed: int) -> int | None:
     """How many replicas of a GPU plan the nodes can hold: the `placed` ones plus what free GPUs fit.
 
@@ -123,12 +114,7 @@ def gpu_capacity(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str
     """
     if plan.placement.target is not Target.GPU or not plan.placement.gpus_per_replica:
         return None
-    placement = plan.placement
-    candidates = _open_nodes(placement, nodes)
-    fitting = sum(
-        max(0, node.gpus - gpus_in_use.get(node.name, 0)) // placement.gpus_per_replica for node in candidates
-    )
-    return placed + fitting
+    return placed + free_replica_slots(plan.placement, nodes, gpus_in_use)
 
 
 def free_gpus_hint(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[str, int]) -> str:
@@ -139,8 +125,8 @@ def free_gpus_hint(plan: Plan, nodes: Sequence[NodeInfo], gpus_in_use: Mapping[s
     if plan.placement.target is not Target.GPU:
         return ""
     placement = plan.placement
-    candidates = _open_nodes(placement, nodes)
-    free = [node.gpus - gpus_in_use.get(node.name, 0) for node in candidates]
+    candidates = open_nodes(placement, nodes)
+    free = [free_gpus(node, gpus_in_use) for node in candidates]
     needed = placement.gpus_per_replica
     enough = sum(1 for f in free if f >= needed)
     summary = f"{enough}/{len(candidates)} {placement.accelerator_class} nodes have {needed} free {GPU_RESOURCE}"

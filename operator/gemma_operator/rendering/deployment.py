@@ -5,7 +5,7 @@ from __future__ import annotations
 from gemma_operator.api import GemmaDeployment, PlacementPlan, ServingSecurityContext
 from gemma_operator.catalog import RuntimeFacts
 from gemma_operator.planning import Plan
-from gemma_operator.rendering.claim import claim_to_create, mounted_claim
+from gemma_operator.rendering.claim import mounted_claim
 from gemma_operator.rendering.container import (
     CONTAINER_NAME,
     MODEL_CACHE_VOLUME,
@@ -14,6 +14,7 @@ from gemma_operator.rendering.container import (
     server_container,
 )
 from gemma_operator.rendering.identity import RUNTIME_LABEL, Identity, Manifest
+from gemma_operator.rendering.rollout import decide_rollout
 
 SHARED_MEMORY = "16Gi"
 TERMINATION_GRACE_SECONDS = 60
@@ -28,7 +29,7 @@ def deployment(identity: Identity, gd: GemmaDeployment, plan: Plan, facts: Runti
             "replicas": replicas,
             "revisionHistoryLimit": 3,
             "selector": identity.label_selector(),
-            "strategy": _strategy(gd),
+            "strategy": decide_rollout(gd, plan.placement, replicas).strategy,
             "template": {
                 "metadata": {
                     "labels": {**identity.labels, RUNTIME_LABEL: facts.name.value},
@@ -38,15 +39,6 @@ def deployment(identity: Identity, gd: GemmaDeployment, plan: Plan, facts: Runti
             },
         },
     }
-
-
-def _strategy(gd: GemmaDeployment) -> Manifest:
-    if claim_to_create(gd) is not None:
-        # The created cache claim is ReadWriteOnce, attached to one node at a time: a surge pod on
-        # another node would wait for it forever while the old pod waits for the surge pod.
-        return {"type": "Recreate"}
-    # Zero downtime: a new replica serves before an old one goes.
-    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
 def _pod_spec(gd: GemmaDeployment, plan: Plan, facts: RuntimeFacts) -> Manifest:
