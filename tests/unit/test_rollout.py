@@ -118,6 +118,17 @@ def test_a_scale_down_in_the_same_change_frees_the_slot_and_nothing_running_need
     assert decide_rollout(GD, PLACEMENT, 1, NODES, full(), current=0).mode is RolloutMode.SURGE
 
 
+def test_one_replica_whose_pod_is_not_ready_is_replaced_without_waiting() -> None:
+    # A pending or crashing pod still holds its GPUs: waiting for more would keep the fix from ever rolling.
+    decision = decide_rollout(GD, PLACEMENT, 1, NODES, full(), ready=0)
+    assert decision.mode is RolloutMode.DOWNTIME
+    assert strategy(decision) == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    assert "no pod is ready" in decision.why
+    # A ready one is kept serving, and a free slot still surges.
+    assert decide_rollout(GD, PLACEMENT, 1, NODES, full(), ready=1).mode is RolloutMode.WAIT
+    assert decide_rollout(GD, PLACEMENT, 1, NODES, full({"h100-0": NEEDED}), ready=0).mode is RolloutMode.SURGE
+
+
 def test_cordoned_and_other_class_nodes_are_not_where_a_new_pod_may_go() -> None:
     l4 = NodeInfo(name="l4-0", labels=L4_LABELS, gpus=8)
     cordoned = h100("h100-2", schedulable=False)

@@ -24,7 +24,7 @@ from gemma_operator.planning import (
 from gemma_operator.reconcile import metrics
 from gemma_operator.reconcile.children import ChildRefused, Children, owner_reference
 from gemma_operator.reconcile.clock import Clock, timestamp
-from gemma_operator.reconcile.conditions import UNKNOWN, Capacity, Observed, Paced, Scaling, rollout
+from gemma_operator.reconcile.conditions import UNKNOWN, Capacity, Observed, Paced, PodState, Scaling, rollout
 from gemma_operator.reconcile.kube import ApiError, KubeApi
 from gemma_operator.reconcile.observe import free_gpus_hint, pod_state, with_lost_nodes
 from gemma_operator.reconcile.pacing import Budget, Pacer, Turn
@@ -159,7 +159,7 @@ class Controller:
 
         manifests = self._children.manifests(state.children, body, gd, result, replicas)
         warn = lambda reason, message: self._warn(body, reason, message)  # noqa: E731
-        decision = self._rollout(key, state, gd, manifests, cluster, result, replicas)
+        decision = self._rollout(key, state, gd, manifests, cluster, result, replicas, observed.pods)
         waits = decision is not None and decision.mode is RolloutMode.WAIT
         turn, wake = self._turn(key, state, gd, manifests, cluster, pool_of(result), waits)
         held = waits or (turn is not None and not turn.rolls)
@@ -208,6 +208,7 @@ class Controller:
         cluster: Cluster,
         result: Plan,
         replicas: int,
+        pods: Sequence[PodState],
     ) -> RolloutDecision | None:
         """How the new template about to be applied rolls, from the free GPUs now (None: none is, and the serving
         Deployment keeps the strategy it has); an object whose template waits for GPUs is reconciled again when
@@ -222,6 +223,7 @@ class Controller:
                 cluster.nodes,
                 cluster.gpus_in_use,
                 current=int((live.get("spec") or {}).get("replicas") or 0),
+                ready=sum(1 for pod in pods if pod.ready and not pod.terminating),
             )
         self._wait_for_capacity(key, decision is not None and decision.mode is RolloutMode.WAIT)
         return decision

@@ -60,10 +60,12 @@ def decide_rollout(
     nodes: Sequence[NodeInfo] = (),
     gpus_in_use: Mapping[str, int] | None = None,
     current: int | None = None,
+    ready: int | None = None,
 ) -> RolloutDecision:
-    """How a new template of `replicas` replicas replaces the `current` ones (by default as many), from the node
-    inventory and the GPUs pods hold per node. A surge where no inventory is known (none given, or not a GPU
-    placement), as the scheduler alone can judge there, and where no pod serves that a surge would keep serving."""
+    """How a new template of `replicas` replicas replaces the `current` ones (by default as many), of which `ready`
+    serve (by default all), from the node inventory and the GPUs pods hold per node. A surge where no inventory is
+    known (none given, or not a GPU placement), as the scheduler alone can judge there, and where no replica runs
+    that a surge would keep serving."""
     if claim_to_create(gd) is not None:
         # The created cache claim is ReadWriteOnce, attached to one node at a time: a surge pod on another node
         # would wait for it forever while the old pod waits for the surge pod.
@@ -86,6 +88,13 @@ def decide_rollout(
             RolloutMode.ONE_AT_A_TIME,
             f"{missing}: no surge pod, the pods are replaced one at a time ({replicas - MAX_UNAVAILABLE} of "
             f"{replicas} keep serving, as the PodDisruptionBudget requires)",
+        )
+    if (running if ready is None else ready) < 1:
+        # The old pod serves nothing (pending, crashing, not ready): waiting would keep it holding the GPUs the
+        # new template needs, and replacing it costs no answer.
+        return RolloutDecision(
+            RolloutMode.DOWNTIME,
+            f"{missing}: no pod is ready, so none would keep serving: the only pod stops before the new one starts",
         )
     if gd.spec.serving.rollout.allow_downtime:
         return RolloutDecision(
