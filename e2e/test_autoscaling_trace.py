@@ -118,7 +118,9 @@ def test_replicas_follow_a_trace_slice_up_and_back_down(
         assert down_at - last_over_a_batch >= AUTOSCALING["scaleDownDelaySeconds"] - 2, timeline
 
         # What the operator scraped is the simulator's queue: each decision's in-flight load lies within what the
-        # simulator held in the seconds around it.
+        # simulator held in the seconds around it. A decision's time is written to the whole second, so it was made
+        # within the second after `at`; the simulator samples at the start of each second, so the sample after the
+        # decision's second bounds it from above, and its scrape, up to a window earlier, from below.
         history = servingsim.traffic(gemma.namespace, "traced")["history"]
         held = {second: waiting + running for second, waiting, running, _ in history}
         # The simulator stops sampling once every request has finished: its pods hold nothing after that second.
@@ -128,7 +130,7 @@ def test_replicas_follow_a_trace_slice_up_and_back_down(
         for decision in decisions:
             match = IN_FLIGHT.search(decision["reason"])
             at = datetime.fromisoformat(decision["time"].replace("Z", "+00:00")).timestamp() - began
-            around = [held.get(s, 0) for s in range(int(at) - 4, int(at) + 2) if s in held or s > last_second]
+            around = [held.get(s, 0) for s in range(int(at) - 4, int(at) + 3) if s in held or s > last_second]
             if match is None or not around:
                 continue
             checked += 1
