@@ -97,6 +97,36 @@ def restart(plane: Plane, name: str, down_seconds: float = 0.0, sig: signal.Sign
     component.start(argv)
 
 
+NUDGED = "chaos.gemma.dev/nudged"
+
+
+def nudge_pending_pods(plane: Plane, namespace: str, stuck_seconds: float = 5.0) -> list[str]:
+    """Annotate, once, the namespace's pods bound to a node for `stuck_seconds` and still Pending, so that kwok
+    hears of them again; the names nudged come back.
+
+    kwok v0.8.0 drops a pod's status patch that the API server answered with an error of etcd's absence ("rpc
+    error: code = Unavailable"), and such a pod stays Pending for good (kubernetes-sigs/kwok#816; the retry of
+    #911 covers network errors only). A kubelet writes its pods' status again; this event makes kwok do the same.
+    """
+    core: Any = client.CoreV1Api(plane.api)
+    now = time.time()
+    nudged = []
+    for pod in core.list_namespaced_pod(namespace).items:
+        conditions = pod.status.conditions or []
+        scheduled = next((c for c in conditions if c.type == "PodScheduled" and c.status == "True"), None)
+        if (
+            scheduled is None
+            or pod.status.phase != "Pending"
+            or pod.metadata.deletion_timestamp
+            or NUDGED in (pod.metadata.annotations or {})
+            or now - scheduled.last_transition_time.timestamp() < stuck_seconds
+        ):
+            continue
+        core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {NUDGED: str(now)}}})
+        nudged.append(pod.metadata.name)
+    return nudged
+
+
 # ----------------------------------------------------------------------- nodes ---
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,17 +53,21 @@ class Fleet:
         listed = self.gemma.custom.list_namespaced_custom_object(GROUP, VERSION, self.gemma.namespace, PLURAL)
         return {item["metadata"]["name"]: item for item in listed["items"]}
 
-    def not_ready(self, names: Iterable[str]) -> list[str]:
-        objects = self.objects()
-        return [name for name in names if name not in objects or not ready_now(objects[name])]
+    def wait_ready(self, names: list[str], timeout: float = 300, nudge: Callable[[], object] | None = None) -> None:
+        """Until every one is Ready at its generation; `nudge` is called before each look."""
 
-    def wait_ready(self, names: list[str], timeout: float = 300) -> None:
-        wait_for(
-            lambda: not self.not_ready(names),
-            timeout=timeout,
-            interval=1.0,
-            message=f"{len(names)} GemmaDeployments Ready at their generation (not yet: {self.not_ready(names)[:5]})",
-        )
+        def all_ready() -> bool:
+            if nudge is not None:
+                nudge()
+            objects = self.objects()
+            waiting = [name for name in names if name not in objects or not ready_now(objects[name])]
+            if waiting:
+                # Raised, so that a timeout reports the last ones seen waiting, and why.
+                said = "; ".join(readiness(name, objects.get(name)) for name in waiting[:5])
+                raise AssertionError(f"{len(waiting)} not Ready: {said}")
+            return True
+
+        wait_for(all_ready, timeout=timeout, interval=1.0, message=f"{len(names)} GemmaDeployments Ready")
 
     def audit(self, names: Iterable[str]) -> Audit:
         """Exactly one Deployment and one Service per GemmaDeployment, owned by it; no other managed child."""
@@ -97,6 +101,18 @@ class Fleet:
             if running[name] != wanted:
                 audit.problems.append(f"{running[name]} pods for {name}, {wanted} wanted")
         return audit
+
+
+def readiness(name: str, obj: Mapping[str, Any] | None) -> str:
+    """One GemmaDeployment's generations and Ready condition, in a few words."""
+    if obj is None:
+        return f"{name} missing"
+    status = obj.get("status") or {}
+    ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return (
+        f"{name} generation {obj['metadata']['generation']} observed {status.get('observedGeneration')} "
+        f"Ready={ready.get('status')} {ready.get('reason')}: {ready.get('message')}"
+    )
 
 
 def ready_now(obj: Mapping[str, Any]) -> bool:

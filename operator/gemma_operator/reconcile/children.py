@@ -32,9 +32,6 @@ ATOMIC_MAPS: Final[dict[str, frozenset[tuple[str, ...]]]] = {
 CONFLICT: Final = 409
 # Answers to an apply that are about the moment, not the child: the caller retries them as API errors.
 NOT_ABOUT_THE_CHILD: Final = frozenset({404, CONFLICT, 429})
-# Answers that only a different child (a spec change) can lift: not retried. Other refusals (403: a quota,
-# RBAC, a policy) may lift when the cluster changes, so they are retried with backoff.
-INVALID: Final = frozenset({400, 413, 415, 422})
 # Server-side apply answers 500 to an apply configuration it cannot type, such as duplicate env names.
 UNTYPEABLE: Final = "failed to create typed patch object"
 
@@ -43,13 +40,13 @@ Warn = Callable[[Reason, str], None]
 
 
 class ChildRefused(Exception):
-    """A child the operator will not or cannot apply, as the refusal status reports; `transient` when a change
-    in the cluster may lift it."""
+    """A child the operator will not or cannot apply, as the refusal status reports. Every such refusal is retried
+    with the queue's backoff: a quota, RBAC or a policy (403) may change, and the API server answers 422 for
+    failures of its own too (a Service whose cluster IP it could not allocate while etcd was away)."""
 
-    def __init__(self, refusal: Refused, *, transient: bool) -> None:
+    def __init__(self, refusal: Refused) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
-        self.transient = transient
 
 
 @dataclass
@@ -110,7 +107,7 @@ def _name_in_use(lives: Mapping[ObjectRef, Mapping[str, Any] | None], owner: Map
         )
         taken.append(f"{ref} exists, {whose}")
     message = "; ".join(taken) + ": the operator leaves it alone; rename the GemmaDeployment or remove the object"
-    return ChildRefused(Refused.because(Reason.NAME_IN_USE, message), transient=True)
+    return ChildRefused(Refused.because(Reason.NAME_IN_USE, message))
 
 
 def _refused_child(error: ApiError) -> ChildRefused | None:
@@ -119,8 +116,7 @@ def _refused_child(error: ApiError) -> ChildRefused | None:
     if not untypeable and (error.status in NOT_ABOUT_THE_CHILD or not 400 <= error.status < 500):
         return None
     message = f"the API server refused {error.ref} ({error.status}): {error.message}"
-    transient = not untypeable and error.status not in INVALID
-    return ChildRefused(Refused.because(Reason.INVALID_CHILD, message), transient=transient)
+    return ChildRefused(Refused.because(Reason.INVALID_CHILD, message))
 
 
 def _no_inference_pool_crd(ref: ObjectRef) -> ChildRefused:
@@ -128,7 +124,7 @@ def _no_inference_pool_crd(ref: ObjectRef) -> ChildRefused:
         f"spec.routing.inferencePool: the API server does not serve {ref.api_version} InferencePools; install the "
         "InferencePool CRD of the Gateway API Inference Extension (docs/routing.md), or turn routing.inferencePool off"
     )
-    return ChildRefused(Refused.because(Reason.INFERENCE_POOL_UNAVAILABLE, message), transient=True)
+    return ChildRefused(Refused.because(Reason.INFERENCE_POOL_UNAVAILABLE, message))
 
 
 def _drifted(manifest: Manifest, live: Mapping[str, Any]) -> bool:

@@ -176,7 +176,7 @@ class Controller:
                 keep_deployment=held,
             )
         except ChildRefused as refused:
-            return self._refuse(key, body, state, observed, refused.refusal, retry=refused.transient)
+            return self._refuse(key, body, state, observed, refused.refusal, retry=True)
         observed = replace(
             observed,
             deployment=live,
