@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,14 @@ def test_replicas_follow_a_trace_slice_up_and_back_down(
 
         wait_for(scaled_down, timeout=60, interval=1.0, message="back to one replica after the load")
         print("timeline (s, desired, in flight):", [(round(at), r, f) for at, r, f in timeline])
-        # One replica is enough once a single batch holds what is in flight; the last second it did not is the
-        # earliest the recommendation could fall to one, and the scale-down waits the delay after it (less the
-        # operator's 2 s scrape interval: it may have seen the fall before this test's once-a-second sample).
+        # The scale-down delay runs from the autoscaler's last recommendation for more pods, and a queue that drains
+        # records none (the batch-aware scale-down, autoscaling/decision.py): the last second the load rose above
+        # one batch is the latest such recommendation, and the fall to one replica waits the delay after it (less
+        # the operator's 2 s scrape interval: it may have seen the rise end before this test's once-a-second sample).
         down_at = timeline[-1][0]
-        last_over_a_batch = max(at for at, _, in_flight in timeline if in_flight > SEQUENCES)
-        assert down_at - last_over_a_batch >= AUTOSCALING["scaleDownDelaySeconds"] - 2, timeline
+        rises = [at for (_, _, before), (at, _, in_flight) in pairwise(timeline) if SEQUENCES < in_flight >= before]
+        last_rise = max(rises)
+        assert down_at - last_rise >= AUTOSCALING["scaleDownDelaySeconds"] - 2, timeline
 
         # What the operator scraped is the simulator's queue: each decision's in-flight load lies within what the
         # simulator held in the seconds around it. A decision's time is written to the whole second, so it was made
