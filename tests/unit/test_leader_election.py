@@ -15,18 +15,9 @@ from hypothesis import strategies as st
 from gemma_operator.reconcile.election import Action, Holding, Observation, Timing, claim, decide, observe, release
 from gemma_operator.reconcile.leadership import Conflict, Elector, holding
 
+from .clocks import SetClock
+
 TIMING = Timing()
-
-
-class SetClock:
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.seconds, UTC)
 
 
 class Unreachable(Exception):

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gemma_operator.reconcile.pacing import Budget, Pacer, Slot, Waiter, turn
 
+from .clocks import SetClock
+
 ONE = Budget(per_pool=1, timeout_seconds=600.0)
-
-
-class SetClock:
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.seconds, UTC)
 
 
 def key(name: str, namespace: str = "ml") -> tuple[str, str]:
